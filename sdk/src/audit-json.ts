@@ -1,0 +1,15 @@
+import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { type AuditEvent, AuditEventSchema } from "@tollgate/proto";
+
+/**
+ * Audit events travel as JSON with CloudTrail's field names (the proto `json_name`s).
+ * Implicit defaults are written out so every record has the same keys, as CloudTrail's do.
+ */
+export function auditEventToJson(event: AuditEvent): string {
+  return toJsonString(AuditEventSchema, event, { alwaysEmitImplicit: true });
+}
+
+/** Parses an audit event published by {@link auditEventToJson}; unknown fields are ignored. */
+export function auditEventFromJson(json: string): AuditEvent {
+  return fromJsonString(AuditEventSchema, json, { ignoreUnknownFields: true });
+}

@@ -1,0 +1,44 @@
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AuditService, ConnectionService, CredentialService, EdgeService } from "@tollgate/proto";
+
+/** Options for {@link createControlPlaneClient}. */
+export interface ControlPlaneClientOptions {
+  /** Control plane URL, e.g. `http://127.0.0.1:8788`. */
+  baseUrl: string;
+  /** Bearer token (admin, edge or agent credential), sent as `authorization`. */
+  token?: string;
+  /** Default per-call timeout in milliseconds (30000). Pass `timeoutMs: 0` on a streaming call to disable it. */
+  timeoutMs?: number;
+}
+
+/** Typed clients for every control-plane service, over gRPC (HTTP/2). */
+export interface ControlPlaneClient {
+  connections: Client<typeof ConnectionService>;
+  credentials: Client<typeof CredentialService>;
+  audit: Client<typeof AuditService>;
+  edge: Client<typeof EdgeService>;
+}
+
+/** Creates a gRPC client for the control plane. */
+export function createControlPlaneClient(options: ControlPlaneClientOptions): ControlPlaneClient {
+  const interceptors: Interceptor[] = [];
+  const token = options.token;
+  if (token !== undefined && token !== "") {
+    interceptors.push((next) => async (req) => {
+      req.header.set("authorization", `Bearer ${token}`);
+      return await next(req);
+    });
+  }
+  const transport = createGrpcTransport({
+    baseUrl: options.baseUrl,
+    interceptors,
+    defaultTimeoutMs: options.timeoutMs ?? 30_000,
+  });
+  return {
+    connections: createClient(ConnectionService, transport),
+    credentials: createClient(CredentialService, transport),
+    audit: createClient(AuditService, transport),
+    edge: createClient(EdgeService, transport),
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * @tollgate/sdk: the typed control-plane client and the wire formats that the control plane
+ * and edge agents share (gateway credentials, audit subjects, audit JSON).
+ */
+export { auditEventFromJson, auditEventToJson } from "./audit-json.js";
+export type { AuditSubjectParts } from "./audit-subjects.js";
+export {
+  auditFilterSubject,
+  auditStreamSubject,
+  auditSubject,
+  DEFAULT_AUDIT_STREAM,
+  DEFAULT_AUDIT_SUBJECT_PREFIX,
+  decodeSubjectToken,
+  encodeSubjectToken,
+} from "./audit-subjects.js";
+export type { ControlPlaneClient, ControlPlaneClientOptions } from "./control-plane-client.js";
+export { createControlPlaneClient } from "./control-plane-client.js";
+export type {
+  CredentialKey,
+  GatewayCredential,
+  GatewayCredentialClaims,
+  IssueGatewayCredentialOptions,
+} from "./gateway-credential.js";
+export { generateCredentialKey, issueGatewayCredential, openSessionToken } from "./gateway-credential.js";
+export type { TollgateErrorCode } from "./tollgate-error.js";
+export { TollgateError } from "./tollgate-error.js";
