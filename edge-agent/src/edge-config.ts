@@ -1,0 +1,112 @@
+import type { GetEdgeConfigResponse } from "@tollgate/proto";
+import type { ControlPlaneClient } from "@tollgate/sdk";
+import type { Logger } from "./logger.js";
+import type { UpstreamCredentials } from "./upstream-signer.js";
+
+/** A connection as the edge uses it. */
+export interface EdgeConnectionConfig {
+  name: string;
+  region: string;
+  upstreamEndpoint: string;
+  credentials: UpstreamCredentials;
+  accountId: string;
+}
+
+/** Everything the edge needs from the control plane. */
+export interface EdgeConfigSnapshot {
+  revision: bigint;
+  connections: ReadonlyMap<string, EdgeConnectionConfig>;
+  credentialKeys: ReadonlyMap<string, Uint8Array>;
+  auditStream: string;
+  auditSubjectPrefix: string;
+}
+
+/** Options for {@link EdgeConfigSource}. */
+export interface EdgeConfigSourceOptions {
+  client: ControlPlaneClient;
+  edgeName: string;
+  logger: Logger;
+  /** How often to poll for changes. Default 2000 ms. */
+  refreshIntervalMs?: number;
+}
+
+function toSnapshot(res: GetEdgeConfigResponse): EdgeConfigSnapshot {
+  const connections = new Map<string, EdgeConnectionConfig>();
+  for (const c of res.connections) {
+    connections.set(c.name, {
+      name: c.name,
+      region: c.region,
+      upstreamEndpoint: c.upstreamEndpoint,
+      accountId: c.accountId,
+      credentials: {
+        accessKeyId: c.upstreamAccessKeyId,
+        secretAccessKey: c.upstreamSecretAccessKey,
+        ...(c.upstreamSessionToken !== "" ? { sessionToken: c.upstreamSessionToken } : {}),
+      },
+    });
+  }
+  const credentialKeys = new Map<string, Uint8Array>();
+  for (const k of res.credentialKeys) credentialKeys.set(k.keyId, k.key);
+  return {
+    revision: res.revision,
+    connections,
+    credentialKeys,
+    auditStream: res.audit?.stream ?? "",
+    auditSubjectPrefix: res.audit?.subjectPrefix ?? "",
+  };
+}
+
+/**
+ * Holds the edge's configuration, fetched from the control plane and refreshed by polling.
+ * If a refresh fails the last good snapshot stays in force (edges keep serving through a
+ * control-plane restart); `start()` fails if the first fetch does.
+ */
+export class EdgeConfigSource {
+  readonly #options: Required<EdgeConfigSourceOptions>;
+  #snapshot: EdgeConfigSnapshot | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #refreshing = false;
+
+  constructor(options: EdgeConfigSourceOptions) {
+    this.#options = { refreshIntervalMs: 2000, ...options };
+  }
+
+  /** The current snapshot; throws before `start()` has succeeded. */
+  get snapshot(): EdgeConfigSnapshot {
+    if (this.#snapshot === undefined) throw new Error("edge config not loaded");
+    return this.#snapshot;
+  }
+
+  async start(): Promise<void> {
+    this.#snapshot = await this.#fetch();
+    this.#timer = setInterval(() => void this.refresh(), this.#options.refreshIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Fetches now; keeps the old snapshot and logs on failure. */
+  async refresh(): Promise<void> {
+    if (this.#refreshing) return;
+    this.#refreshing = true;
+    try {
+      const next = await this.#fetch();
+      if (this.#snapshot === undefined || next.revision !== this.#snapshot.revision) {
+        this.#options.logger.info({ revision: next.revision.toString() }, "edge config updated");
+      }
+      this.#snapshot = next;
+    } catch (err) {
+      this.#options.logger.warn({ err: String(err) }, "edge config refresh failed; keeping last config");
+    } finally {
+      this.#refreshing = false;
+    }
+  }
+
+  close(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #fetch(): Promise<EdgeConfigSnapshot> {
+    const res = await this.#options.client.edge.getEdgeConfig({ edgeName: this.#options.edgeName });
+    return toSnapshot(res);
+  }
+}
