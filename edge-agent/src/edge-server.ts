@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
-import * as http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import * as http from "node:http";
 import * as https from "node:https";
 import { pipeline } from "node:stream";
 import { type GatewayCredentialClaims, openSessionToken, TollgateError } from "@tollgate/sdk";
@@ -351,11 +351,7 @@ export function createEdgeRequestHandler(
       } catch (err) {
         if (!(err instanceof SigV4Problem)) throw err;
         throw new EdgeRefusal(
-          err.code === "skewed"
-            ? "signature-mismatch"
-            : err.code === "malformed"
-              ? "malformed-auth"
-              : "signature-mismatch",
+          err.code === "skewed" ? "clock-skew" : err.code === "malformed" ? "malformed-auth" : "signature-mismatch",
           `signature-${err.code}`,
           err.message,
         );

@@ -8,7 +8,7 @@ export interface ControlPlaneClientOptions {
   baseUrl: string;
   /** Bearer token (admin, edge or agent credential), sent as `authorization`. */
   token?: string;
-  /** Default per-call timeout in milliseconds (30000). Pass `timeoutMs: 0` on a streaming call to disable it. */
+  /** Default per-call timeout in milliseconds (30000); 0 disables it. A streaming call can also pass `timeoutMs: 0` as a call option. */
   timeoutMs?: number;
 }
 
@@ -33,7 +33,7 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
   const transport = createGrpcTransport({
     baseUrl: options.baseUrl,
     interceptors,
-    defaultTimeoutMs: options.timeoutMs ?? 30_000,
+    ...(options.timeoutMs === 0 ? {} : { defaultTimeoutMs: options.timeoutMs ?? 30_000 }),
   });
   return {
     connections: createClient(ConnectionService, transport),

@@ -1,0 +1,121 @@
+import {
+  AckPolicy,
+  type ConsumerMessages,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { auditEventFromJson } from "@tollgate/sdk";
+import { type AuditIndex, indexableEvent } from "./audit-index.js";
+import type { Logger } from "./logger.js";
+
+/** Options for {@link AuditIngest}. */
+export interface AuditIngestOptions {
+  stream: string;
+  /** Durable consumer name. */
+  consumerName: string;
+  /** Replay the whole stream (delete and recreate the durable consumer), e.g. for a new index. */
+  replay: boolean;
+  /** Unacknowledged messages the server may hand out at once. */
+  maxAckPending?: number;
+}
+
+/** Delay before an event that failed to insert (index trouble, not a bad event) is redelivered. */
+const RETRY_DELAY_MS = 5_000;
+
+/**
+ * Feeds the audit index from JetStream: a durable pull consumer with explicit acks. Each event
+ * is acked only after it is in the index; events that cannot be parsed are logged and
+ * terminated so they do not block the consumer.
+ */
+export class AuditIngest {
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  readonly #index: AuditIndex;
+  readonly #options: AuditIngestOptions;
+  readonly #logger: Logger;
+  #messages: ConsumerMessages | undefined;
+  #loop: Promise<void> | undefined;
+  #indexed = 0;
+
+  constructor(
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+    index: AuditIndex,
+    options: AuditIngestOptions,
+    logger: Logger,
+  ) {
+    this.#js = js;
+    this.#jsm = jsm;
+    this.#index = index;
+    this.#options = options;
+    this.#logger = logger;
+  }
+
+  /** Events inserted (not counting duplicates) since start. */
+  get indexed(): number {
+    return this.#indexed;
+  }
+
+  async start(): Promise<void> {
+    const { stream, consumerName, replay } = this.#options;
+    if (replay) {
+      try {
+        await this.#jsm.consumers.delete(stream, consumerName);
+        this.#logger.info({ stream, consumer: consumerName }, "audit index is new: replaying the audit stream");
+      } catch (err) {
+        if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+      }
+    }
+    await this.#jsm.consumers.add(stream, {
+      durable_name: consumerName,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      max_ack_pending: this.#options.maxAckPending ?? 1000,
+      ack_wait: 30_000 * 1_000_000,
+    });
+    const consumer = await this.#js.consumers.get(stream, consumerName);
+    this.#messages = await consumer.consume({ max_messages: 256 });
+    this.#loop = this.#run(this.#messages);
+  }
+
+  async #run(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const m of messages) this.#handle(m);
+    } catch (err) {
+      this.#logger.error({ err, stream: this.#options.stream }, "audit ingest stopped");
+    }
+  }
+
+  #handle(m: JsMsg): void {
+    const json = m.string();
+    let row: ReturnType<typeof indexableEvent>;
+    try {
+      row = indexableEvent(auditEventFromJson(json), m.seq, json);
+    } catch (err) {
+      this.#logger.warn({ err, subject: m.subject, streamSeq: m.seq }, "dropping malformed audit event");
+      m.term();
+      return;
+    }
+    try {
+      if (this.#index.insert(row)) this.#indexed++;
+    } catch (err) {
+      this.#logger.error({ err, streamSeq: m.seq }, "cannot index audit event; will retry");
+      m.nak(RETRY_DELAY_MS);
+      return;
+    }
+    m.ack();
+  }
+
+  /** Stops consuming; in-flight acks are flushed by the NATS connection's drain/close. */
+  async stop(): Promise<void> {
+    const messages = this.#messages;
+    this.#messages = undefined;
+    if (messages === undefined) return;
+    await messages.close();
+    await this.#loop;
+  }
+}

@@ -1,0 +1,59 @@
+import { join } from "node:path";
+import { DEFAULT_AUDIT_STREAM, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
+import { type Logger, silentLogger } from "./logger.js";
+
+/** Options for {@link ControlPlane}. Only `home` is required. */
+export interface ControlPlaneOptions {
+  /** `$TOLLGATE_HOME`: holds `control-plane/state.json`, the token files and the audit index. */
+  home: string;
+  /** NATS server URL. Default `nats://127.0.0.1:4222`. */
+  natsUrl?: string;
+  /** Redis URL. Default `redis://127.0.0.1:6379`. */
+  redisUrl?: string;
+  /** Prefix of every Redis key the control plane writes. Default `tollgate:`. */
+  redisPrefix?: string;
+  /** JetStream audit stream name. Default `TOLLGATE_AUDIT`. */
+  auditStream?: string;
+  /** Audit subject prefix; events go to `<prefix>.audit.v1.…`. Default `tollgate`. */
+  auditSubjectPrefix?: string;
+  /** How long the audit stream keeps events, ms; 0 (default) keeps them forever. */
+  auditMaxAgeMs?: number;
+  /** JetStream duplicate window for `Nats-Msg-Id`, ms. Default 120000 (2 min). */
+  auditDuplicateWindowMs?: number;
+  /** Durable consumer that feeds the audit index. Default `<auditStream>_INDEX`. */
+  auditIndexConsumer?: string;
+  /** Audit index database. Default `<home>/control-plane/audit-index.sqlite`. */
+  indexPath?: string;
+  /** Interface to listen on. Default `127.0.0.1`. */
+  host?: string;
+  /** Port to listen on; 0 picks a free one. Default 8788. */
+  port?: number;
+  /** Connection attempt timeout for NATS and Redis at start-up, ms. Default 5000. */
+  connectTimeoutMs?: number;
+  /** Logger (pino in the deployable). Default: silent. */
+  logger?: Logger;
+}
+
+/** {@link ControlPlaneOptions} with every default filled in. */
+export type ResolvedControlPlaneOptions = Required<ControlPlaneOptions>;
+
+/** Fills in defaults. */
+export function resolveControlPlaneOptions(options: ControlPlaneOptions): ResolvedControlPlaneOptions {
+  const auditStream = options.auditStream ?? DEFAULT_AUDIT_STREAM;
+  return {
+    home: options.home,
+    natsUrl: options.natsUrl ?? "nats://127.0.0.1:4222",
+    redisUrl: options.redisUrl ?? "redis://127.0.0.1:6379",
+    redisPrefix: options.redisPrefix ?? "tollgate:",
+    auditStream,
+    auditSubjectPrefix: options.auditSubjectPrefix ?? DEFAULT_AUDIT_SUBJECT_PREFIX,
+    auditMaxAgeMs: options.auditMaxAgeMs ?? 0,
+    auditDuplicateWindowMs: options.auditDuplicateWindowMs ?? 120_000,
+    auditIndexConsumer: options.auditIndexConsumer ?? `${auditStream}_INDEX`,
+    indexPath: options.indexPath ?? join(options.home, "control-plane", "audit-index.sqlite"),
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 8788,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+    logger: options.logger ?? silentLogger,
+  };
+}

@@ -1,0 +1,224 @@
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { AuditService, ConnectionService, CredentialService, EdgeService } from "@tollgate/proto";
+import { TollgateError } from "@tollgate/sdk";
+import { Redis } from "ioredis";
+import { ApiServer, type ApiServerAddress, type DualHandler } from "./api-server.js";
+import { AuditIndex } from "./audit-index.js";
+import { AuditIngest } from "./audit-ingest.js";
+import { createAuditServiceImpl } from "./audit-service.js";
+import { ensureAuditStream } from "./audit-stream.js";
+import { ConnectionRegistry } from "./connection-registry.js";
+import { createConnectionServiceImpl } from "./connection-service.js";
+import {
+  type ControlPlaneOptions,
+  type ResolvedControlPlaneOptions,
+  resolveControlPlaneOptions,
+} from "./control-plane-options.js";
+import { CredentialIssuer } from "./credential-issuer.js";
+import { createCredentialServiceImpl } from "./credential-service.js";
+import { createEdgeServiceImpl } from "./edge-service.js";
+import { createErrorMappingInterceptor } from "./infra-error.js";
+import { SecretBox } from "./secret-box.js";
+import { type LoadedState, loadOrCreateState } from "./state-store.js";
+import { createTokenAuthInterceptor } from "./token-auth.js";
+
+/** Hides the password of a URL so it can be logged or printed. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString().replace(/\/$/, "");
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * The Tollgate control plane: connection registry, credential issuance, edge configuration and
+ * the audit index/query API, served over gRPC, gRPC-Web and Connect on one port.
+ *
+ * `start()` loads (or creates) the state under `home`, connects to Redis and NATS, ensures the
+ * audit stream, starts the audit ingest and listens. `close()` undoes all of it.
+ */
+export class ControlPlane {
+  readonly options: ResolvedControlPlaneOptions;
+  readonly #shutdown = new AbortController();
+  #loaded: LoadedState | undefined;
+  #redis: Redis | undefined;
+  #nc: NatsConnection | undefined;
+  #index: AuditIndex | undefined;
+  #ingest: AuditIngest | undefined;
+  #server: ApiServer | undefined;
+  #registry: ConnectionRegistry | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ControlPlaneOptions) {
+    this.options = resolveControlPlaneOptions(options);
+  }
+
+  /** The bound address, once started. */
+  get address(): ApiServerAddress | undefined {
+    return this.#server?.address;
+  }
+
+  /** `http://HOST:PORT`; throws before start(). */
+  get url(): string {
+    const a = this.address;
+    if (a === undefined) throw new Error("control plane not started");
+    return a.url;
+  }
+
+  /** True when start() created the state and token files. */
+  get createdState(): boolean {
+    return this.#loaded?.created ?? false;
+  }
+
+  /** The connection registry (after start). */
+  get registry(): ConnectionRegistry {
+    if (this.#registry === undefined) throw new Error("control plane not started");
+    return this.#registry;
+  }
+
+  /** The audit index (after start). */
+  get auditIndex(): AuditIndex {
+    if (this.#index === undefined) throw new Error("control plane not started");
+    return this.#index;
+  }
+
+  /**
+   * Starts everything. Throws {@link TollgateError} `ERR_UNREACHABLE` (message names the URL)
+   * when NATS or Redis cannot be reached, `ERR_CONFIG` for bad state or stream config. On
+   * failure, whatever was opened is closed again.
+   */
+  async start(): Promise<ApiServerAddress> {
+    const o = this.options;
+    const log = o.logger;
+    try {
+      this.#loaded = await loadOrCreateState(o.home);
+      const { state } = this.#loaded;
+      if (this.#loaded.created)
+        log.info({ event: "state_created", path: this.#loaded.path }, "created control-plane state and tokens");
+
+      this.#redis = await this.#connectRedis();
+      this.#nc = await this.#connectNats();
+      const jsm = await jetstreamManager(this.#nc);
+      const js = jetstream(this.#nc);
+      await ensureAuditStream(
+        jsm,
+        {
+          stream: o.auditStream,
+          subjectPrefix: o.auditSubjectPrefix,
+          maxAgeMs: o.auditMaxAgeMs,
+          duplicateWindowMs: o.auditDuplicateWindowMs,
+        },
+        log,
+      );
+
+      this.#index = new AuditIndex(o.indexPath);
+      this.#ingest = new AuditIngest(
+        js,
+        jsm,
+        this.#index,
+        { stream: o.auditStream, consumerName: o.auditIndexConsumer, replay: this.#index.created },
+        log,
+      );
+      await this.#ingest.start();
+
+      const registry = new ConnectionRegistry(this.#redis, new SecretBox(state.dataKey), o.redisPrefix);
+      this.#registry = registry;
+      const issuer = new CredentialIssuer(this.#redis, state.credentialKeys, o.redisPrefix);
+      const audit = createAuditServiceImpl({
+        index: this.#index,
+        js,
+        stream: o.auditStream,
+        subjectPrefix: o.auditSubjectPrefix,
+        shutdown: this.#shutdown.signal,
+        logger: log,
+      });
+      const handler = connectNodeAdapter({
+        interceptors: [createErrorMappingInterceptor(log), createTokenAuthInterceptor(state, log)],
+        routes: (router) => {
+          router.service(ConnectionService, createConnectionServiceImpl(registry, log));
+          router.service(CredentialService, createCredentialServiceImpl(registry, issuer, log));
+          router.service(
+            EdgeService,
+            createEdgeServiceImpl(
+              registry,
+              state.credentialKeys,
+              { stream: o.auditStream, subjectPrefix: o.auditSubjectPrefix },
+              log,
+            ),
+          );
+          router.service(AuditService, audit);
+        },
+        fallback: (req, res) => {
+          if (req.method === "GET" && (req.url === "/healthz" || req.url?.startsWith("/healthz?"))) {
+            res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+            res.end("ok");
+            return;
+          }
+          res.writeHead(404);
+          res.end();
+        },
+      });
+      this.#server = new ApiServer(handler as DualHandler);
+      return await this.#server.listen(o.port, o.host);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  async #connectRedis(): Promise<Redis> {
+    const o = this.options;
+    const redis = new Redis(o.redisUrl, {
+      lazyConnect: true,
+      connectTimeout: o.connectTimeoutMs,
+      // Fail requests quickly while Redis is down so clients get Unavailable, not a hang.
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times) => Math.min(times * 200, 2000),
+    });
+    redis.on("error", (err) => o.logger.debug({ err }, "redis connection error"));
+    try {
+      await redis.connect();
+      await redis.ping();
+    } catch (cause) {
+      redis.disconnect();
+      throw new TollgateError("ERR_UNREACHABLE", `cannot reach Redis at ${redactUrl(o.redisUrl)}`, { cause });
+    }
+    return redis;
+  }
+
+  async #connectNats(): Promise<NatsConnection> {
+    const o = this.options;
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: o.natsUrl, name: "tollgate-control-plane", timeout: o.connectTimeoutMs });
+    } catch (cause) {
+      throw new TollgateError("ERR_UNREACHABLE", `cannot reach NATS at ${redactUrl(o.natsUrl)}`, { cause });
+    }
+    void (async () => {
+      for await (const s of nc.status()) o.logger.debug({ nats: s.type }, "nats status");
+    })();
+    return nc;
+  }
+
+  /** Stops serving and releases every connection. Safe to call more than once. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#shutdown.abort();
+    await this.#server?.close();
+    await this.#ingest?.stop();
+    this.#index?.close();
+    if (this.#nc !== undefined && !this.#nc.isClosed()) await this.#nc.drain().catch(() => this.#nc?.close());
+    if (this.#redis !== undefined && this.#redis.status !== "end") {
+      await this.#redis.quit().catch(() => this.#redis?.disconnect());
+    }
+  }
+}

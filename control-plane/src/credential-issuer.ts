@@ -1,0 +1,61 @@
+import type { CredentialKey, GatewayCredential } from "@tollgate/sdk";
+import { issueGatewayCredential } from "@tollgate/sdk";
+import type { Redis } from "ioredis";
+
+/** Principals: `[A-Za-z0-9][A-Za-z0-9._@+=:-]{0,127}`. */
+export const PRINCIPAL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@+=:-]{0,127}$/;
+/** Default credential lifetime, seconds. */
+export const DEFAULT_CREDENTIAL_TTL_SEC = 3600;
+/** Shortest allowed credential lifetime, seconds. */
+export const MIN_CREDENTIAL_TTL_SEC = 60;
+/** Longest allowed credential lifetime, seconds. */
+export const MAX_CREDENTIAL_TTL_SEC = 43_200;
+
+/** What is recorded about an issued credential (never its secret or token). */
+export interface IssuedCredentialRecord {
+  credentialId: string;
+  accessKeyId: string;
+  principal: string;
+  connection: string;
+  issuedAtSec: number;
+  expiresAtSec: number;
+}
+
+/**
+ * Mints gateway credentials with the newest credential key and records their metadata in
+ * Redis under `<prefix>credential:<credentialId>`, expiring with the credential, for later
+ * listing and revocation.
+ */
+export class CredentialIssuer {
+  readonly #redis: Redis;
+  readonly #keys: readonly CredentialKey[];
+  readonly #prefix: string;
+
+  /** @param keys credential keys, newest first. */
+  constructor(redis: Redis, keys: readonly CredentialKey[], prefix: string) {
+    if (keys.length === 0) throw new Error("no credential keys");
+    this.#redis = redis;
+    this.#keys = keys;
+    this.#prefix = prefix;
+  }
+
+  /** Redis key of an issued credential's record. */
+  recordKey(credentialId: string): string {
+    return `${this.#prefix}credential:${credentialId}`;
+  }
+
+  async issue(principal: string, connection: string, ttlSec: number): Promise<GatewayCredential> {
+    const key = this.#keys[0] as CredentialKey;
+    const cred = issueGatewayCredential({ principal, connection, ttlSec, key });
+    const record: IssuedCredentialRecord = {
+      credentialId: cred.credentialId,
+      accessKeyId: cred.accessKeyId,
+      principal: cred.principal,
+      connection: cred.connection,
+      issuedAtSec: cred.issuedAtSec,
+      expiresAtSec: cred.expiresAtSec,
+    };
+    await this.#redis.set(this.recordKey(cred.credentialId), JSON.stringify(record), "EX", ttlSec);
+    return cred;
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * @tollgate/control-plane: connection registry, gateway credential issuance, edge
+ * configuration and the audit index/query API, on one gRPC + Connect port.
+ */
+export type { ApiServerAddress, DualHandler } from "./api-server.js";
+export { ApiServer } from "./api-server.js";
+export type { AuditCursor, AuditQuery, IndexableEvent, IndexedEvent } from "./audit-index.js";
+export { AuditIndex, indexableEvent } from "./audit-index.js";
+export type { AuditIngestOptions } from "./audit-ingest.js";
+export { AuditIngest } from "./audit-ingest.js";
+export { DEFAULT_AUDIT_PAGE_SIZE, decodePageToken, encodePageToken, MAX_AUDIT_PAGE_SIZE } from "./audit-service.js";
+export type { AuditStreamOptions } from "./audit-stream.js";
+export { ensureAuditStream } from "./audit-stream.js";
+export type { ConnectionInfo, ConnectionInput, ConnectionWithSecrets } from "./connection-registry.js";
+export { CONNECTION_NAME_PATTERN, ConnectionRegistry, DEFAULT_REGION } from "./connection-registry.js";
+export { ControlPlane, redactUrl } from "./control-plane.js";
+export type { ControlPlaneOptions, ResolvedControlPlaneOptions } from "./control-plane-options.js";
+export { resolveControlPlaneOptions } from "./control-plane-options.js";
+export type { IssuedCredentialRecord } from "./credential-issuer.js";
+export {
+  DEFAULT_CREDENTIAL_TTL_SEC,
+  MAX_CREDENTIAL_TTL_SEC,
+  MIN_CREDENTIAL_TTL_SEC,
+  PRINCIPAL_PATTERN,
+} from "./credential-issuer.js";
+export type { InfraComponent } from "./infra-error.js";
+export { toConnectError } from "./infra-error.js";
+export type { Logger } from "./logger.js";
+export { silentLogger } from "./logger.js";
+export type { ControlPlaneState, LoadedState } from "./state-store.js";
+export { hashToken, loadOrCreateState, readTokenFile, statePaths } from "./state-store.js";
+export type { CallerRole, TokenHashes } from "./token-auth.js";
+export { callerKey, createTokenAuthInterceptor } from "./token-auth.js";

@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+import { homedir } from "node:os";
+import { resolve } from "node:path";
+import { DEFAULT_AUDIT_STREAM, DEFAULT_AUDIT_SUBJECT_PREFIX, TollgateError } from "@tollgate/sdk";
+import { type Logger as PinoLogger, pino } from "pino";
+import { ControlPlane } from "./control-plane.js";
+
+const PROGRAM = "tollgate-control-plane";
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
+
+class EnvError extends Error {}
+
+function env(name: string): string | undefined {
+  const v = process.env[name];
+  return v === undefined || v.trim() === "" ? undefined : v.trim();
+}
+
+function envString(name: string, fallback: string, pattern?: RegExp): string {
+  const v = env(name) ?? fallback;
+  if (pattern !== undefined && !pattern.test(v)) throw new EnvError(`${name}=${JSON.stringify(v)} is not valid`);
+  return v;
+}
+
+function envUrl(name: string, fallback: string, protocols: readonly string[]): string {
+  const v = env(name) ?? fallback;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new EnvError(`${name} is not a URL`);
+  }
+  if (!protocols.includes(u.protocol)) throw new EnvError(`${name} must use ${protocols.join(" or ")}`);
+  return v;
+}
+
+function envListen(name: string, fallback: string): { host: string; port: number } {
+  const v = env(name) ?? fallback;
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
+  const port = Number(m?.[3]);
+  const host = m?.[1] ?? m?.[2];
+  if (m === null || host === undefined || !Number.isInteger(port) || port > 65535) {
+    throw new EnvError(`${name}=${JSON.stringify(v)} must be HOST:PORT`);
+  }
+  return { host, port };
+}
+
+function envLogLevel(name: string, fallback: LogLevel): LogLevel {
+  const v = env(name) ?? fallback;
+  if (!(LOG_LEVELS as readonly string[]).includes(v))
+    throw new EnvError(`${name} must be one of ${LOG_LEVELS.join(", ")}`);
+  return v as LogLevel;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${PROGRAM}: ${message.replace(/\s+/g, " ")}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  let controlPlane: ControlPlane;
+  let logger: PinoLogger;
+  try {
+    const listen = envListen("TOLLGATE_API_LISTEN", "127.0.0.1:8788");
+    logger = pino({ name: PROGRAM, level: envLogLevel("TOLLGATE_LOG_LEVEL", "info") });
+    controlPlane = new ControlPlane({
+      home: resolve(env("TOLLGATE_HOME") ?? resolve(homedir(), ".tollgate")),
+      natsUrl: envUrl("TOLLGATE_NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:", "ws:", "wss:"]),
+      redisUrl: envUrl("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),
+      redisPrefix: envString("TOLLGATE_REDIS_PREFIX", "tollgate:", /^[^\s*?[\]]*$/),
+      auditStream: envString("TOLLGATE_AUDIT_STREAM", DEFAULT_AUDIT_STREAM, /^[A-Za-z0-9_-]{1,255}$/),
+      auditSubjectPrefix: envString(
+        "TOLLGATE_AUDIT_SUBJECT_PREFIX",
+        DEFAULT_AUDIT_SUBJECT_PREFIX,
+        /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
+      ),
+      host: listen.host,
+      port: listen.port,
+      logger,
+    });
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+
+  let address: Awaited<ReturnType<ControlPlane["start"]>>;
+  try {
+    address = await controlPlane.start();
+  } catch (err) {
+    if (err instanceof TollgateError) fail(err.message);
+    fail(`start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  logger.info(
+    {
+      event: "ready",
+      url: address.url,
+      stream: controlPlane.options.auditStream,
+      subjectPrefix: controlPlane.options.auditSubjectPrefix,
+    },
+    "control plane ready",
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: "stopping", signal }, "shutting down");
+    controlPlane.close().then(
+      () => {
+        logger.info({ event: "stopped" }, "stopped");
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
+await main();
