@@ -370,7 +370,7 @@ export function createEdgeRequestHandler(
       call.reason = "allowed";
 
       // 4. Forward (re-signed with the connection's upstream credentials) and stream back.
-      await forward(req, res, call, config, claims, payloadHash);
+      await forward(req, res, call, config, claims);
     } catch (err) {
       if (err instanceof EdgeRefusal) {
         refuse(req, res, call, config, err);
@@ -396,7 +396,6 @@ export function createEdgeRequestHandler(
     call: Call,
     config: EdgeConfigSnapshot,
     claims: GatewayCredentialClaims,
-    payloadHash: string,
   ): Promise<void> {
     const auth = call.auth as SigV4Authorization;
     const connection = config.connections.get(claims.connection);
@@ -430,15 +429,13 @@ export function createEdgeRequestHandler(
           port: target.port,
           path: call.rawPath,
           query,
-          headers: { ...headers, "x-amz-content-sha256": payloadHash },
+          headers,
           ...(call.body !== undefined ? { body: call.body } : {}),
         },
         { signingDate: new Date() },
       )
       .then((signed) => {
-        // Only send x-amz-content-sha256 upstream if the client did (S3 requires it; others ignore it).
-        const outHeaders: Record<string, string> = { ...signed.headers };
-        if (req.headers["x-amz-content-sha256"] === undefined) delete outHeaders["x-amz-content-sha256"];
+        const outHeaders: Record<string, string> = signed.headers;
         return new Promise<void>((resolve) => {
           const upstreamReq = (target.protocol === "http:" ? http : https).request({
             method: req.method,

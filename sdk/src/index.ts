@@ -15,6 +15,8 @@ export {
 } from "./audit-subjects.js";
 export type { ControlPlaneClient, ControlPlaneClientOptions } from "./control-plane-client.js";
 export { createControlPlaneClient } from "./control-plane-client.js";
+export type { MotoServer, MotoServerOptions } from "./dev/moto-server.js";
+export { startMotoServer } from "./dev/moto-server.js";
 export type {
   CredentialKey,
   GatewayCredential,

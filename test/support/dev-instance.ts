@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -87,7 +87,13 @@ export async function startDev(extraArgs: string[] = []): Promise<DevInstance> {
     AWS_PROFILE: "",
     AWS_ENDPOINT_URL: "",
   };
-  for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"]) {
+  for (const k of [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+  ]) {
     delete env[k];
   }
   const child: ChildProcess = spawn(
@@ -103,7 +109,8 @@ export async function startDev(extraArgs: string[] = []): Promise<DevInstance> {
   let apiUrl = "";
   await new Promise<void>((resolvePromise, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`tollgate dev not ready in 90s; stdout: ${stdout.join("\n")} stderr: ${stderr.join("\n")}`)),
+      () =>
+        reject(new Error(`tollgate dev not ready in 90s; stdout: ${stdout.join("\n")} stderr: ${stderr.join("\n")}`)),
       90_000,
     );
     child.on("exit", (code) => {

@@ -1,0 +1,308 @@
+#!/usr/bin/env node
+/**
+ * `tollgate`: the command-line client of the control plane, and `tollgate dev`, the local
+ * all-in-one. The only place the CLI reads the environment.
+ */
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { type ControlPlaneClient, createControlPlaneClient } from "../control-plane-client.js";
+import { describeError } from "./cli-error.js";
+import { type AuditFilterFlags, auditQueryCommand, auditTailCommand, buildAuditFilter } from "./commands/audit.js";
+import {
+  connectionCreateCommand,
+  connectionDeleteCommand,
+  connectionGetCommand,
+  connectionListCommand,
+} from "./commands/connection.js";
+import { issueCredentialCommand } from "./commands/credentials.js";
+import { runDev } from "./commands/dev.js";
+import { type ApiContext, resolveAdminToken, resolveApiUrl } from "./config.js";
+import { parseDurationSeconds } from "./duration.js";
+import { CREDENTIAL_FORMATS, type CredentialFormat } from "./format.js";
+import { type CliIo, readAll } from "./io.js";
+
+/** The environment the CLI uses, read once. */
+interface CliEnvironment {
+  home: string;
+  apiUrl: string | undefined;
+  adminToken: string | undefined;
+  natsUrl: string;
+  redisUrl: string;
+  awsAccessKeyId: string | undefined;
+  awsSecretAccessKey: string | undefined;
+  awsSessionToken: string | undefined;
+}
+
+function readEnvironment(env: NodeJS.ProcessEnv): CliEnvironment {
+  const get = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value === "" ? undefined : value;
+  };
+  return {
+    home: get("TOLLGATE_HOME") ?? join(homedir(), ".tollgate"),
+    apiUrl: get("TOLLGATE_API_URL"),
+    adminToken: get("TOLLGATE_ADMIN_TOKEN"),
+    natsUrl: get("TOLLGATE_NATS_URL") ?? "nats://127.0.0.1:4222",
+    redisUrl: get("TOLLGATE_REDIS_URL") ?? "redis://127.0.0.1:6379",
+    awsAccessKeyId: get("AWS_ACCESS_KEY_ID"),
+    awsSecretAccessKey: get("AWS_SECRET_ACCESS_KEY"),
+    awsSessionToken: get("AWS_SESSION_TOKEN"),
+  };
+}
+
+const io: CliIo = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+};
+
+/** Aborts on the first SIGINT/SIGTERM; a second one exits at once (children are killed on exit). */
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = (): void => {
+    if (controller.signal.aborted) process.exit(1);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return controller.signal;
+}
+
+function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError("must be a positive integer");
+  }
+  return n;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
+    return pkg.version ?? "0.0.0";
+  } catch {
+    return "0.0.0";
+  }
+}
+
+function buildProgram(env: CliEnvironment): Command {
+  const program = new Command("tollgate")
+    .description("Identity-aware audit gateway between AI agents and AWS")
+    .version(packageVersion())
+    .configureOutput({
+      outputError: (message, write) => write(`tollgate: ${message.replace(/^error: /, "")}`),
+    });
+
+  const apiContext = (opts: { api?: string }): ApiContext => ({
+    home: env.home,
+    apiFlag: opts.api,
+    apiUrlEnv: env.apiUrl,
+    adminTokenEnv: env.adminToken,
+  });
+  const client = (opts: { api?: string }): ControlPlaneClient => {
+    const context = apiContext(opts);
+    return createControlPlaneClient({ baseUrl: resolveApiUrl(context), token: resolveAdminToken(context) });
+  };
+  const apiOption = (): Option =>
+    new Option("--api <url>", "control plane URL (TOLLGATE_API_URL, dev.json, http://127.0.0.1:8788)");
+
+  program
+    .command("dev")
+    .description("run a local control plane and edge (with moto as AWS if no credentials are given)")
+    .option("--upstream-endpoint <url>", "upstream AWS endpoint (e.g. an emulator)")
+    .option("--upstream-access-key-id <id>", "upstream access key id")
+    .option("--upstream-secret-access-key <secret>", "upstream secret access key")
+    .option("--region <region>", "region of the default connection", "us-east-1")
+    .option("--listen <host:port>", "edge listen address", "127.0.0.1:8787")
+    .option("--api <host:port>", "control plane listen address", "127.0.0.1:8788")
+    .action(
+      async (opts: {
+        upstreamEndpoint?: string;
+        upstreamAccessKeyId?: string;
+        upstreamSecretAccessKey?: string;
+        region: string;
+        listen: string;
+        api: string;
+      }) => {
+        await runDev(
+          {
+            home: env.home,
+            natsUrl: env.natsUrl,
+            redisUrl: env.redisUrl,
+            region: opts.region,
+            edgeListen: opts.listen,
+            apiListen: opts.api,
+            upstream: {
+              endpoint: opts.upstreamEndpoint,
+              accessKeyId: opts.upstreamAccessKeyId,
+              secretAccessKey: opts.upstreamSecretAccessKey,
+            },
+            ambientAws: {
+              accessKeyId: env.awsAccessKeyId,
+              secretAccessKey: env.awsSecretAccessKey,
+              sessionToken: env.awsSessionToken,
+            },
+            childEnv: process.env,
+            signal: interruptSignal(),
+          },
+          io,
+        );
+      },
+    );
+
+  const credentials = program.command("credentials").description("gateway credentials for agents");
+  credentials
+    .command("issue")
+    .description("issue a short-lived gateway credential")
+    .requiredOption("--principal <name>", "principal the credential acts as")
+    .option("--connection <name>", "connection it is scoped to", "default")
+    .option("--ttl <duration>", "lifetime, e.g. 15m, 1h, 12h", "1h")
+    .addOption(new Option("--format <format>", "output format").choices(CREDENTIAL_FORMATS).default("env"))
+    .addOption(apiOption())
+    .action(
+      async (opts: { principal: string; connection: string; ttl: string; format: CredentialFormat; api?: string }) => {
+        await issueCredentialCommand(
+          client(opts),
+          {
+            principal: opts.principal,
+            connection: opts.connection,
+            ttlSeconds: parseDurationSeconds(opts.ttl, "--ttl"),
+            format: opts.format,
+          },
+          io,
+        );
+      },
+    );
+
+  const audit = program.command("audit").description("query and follow audit events");
+  const withFilters = (command: Command): Command =>
+    command
+      .option("--principal <name>", "only this principal")
+      .option("--connection <name>", "only this connection")
+      .option("--service <name>", "only this service, e.g. s3")
+      .option("--operation <name>", "only this operation, e.g. PutObject")
+      .option("--since <time>", "from this time: a duration ago (15m) or ISO 8601")
+      .option("--until <time>", "before this time: a duration ago or ISO 8601")
+      .option("--json", "one CloudTrail-style JSON object per line", false)
+      .addOption(apiOption());
+  withFilters(audit.command("query").description("search recorded events, newest first"))
+    .option("--limit <n>", "maximum events", parsePositiveInt, 100)
+    .action(async (opts: AuditFilterFlags & { limit: number; json: boolean; api?: string }) => {
+      await auditQueryCommand(
+        client(opts),
+        { filter: buildAuditFilter(opts, Date.now()), limit: opts.limit, json: opts.json },
+        io,
+      );
+    });
+  withFilters(audit.command("tail").description("print events as they happen, until Ctrl-C")).action(
+    async (opts: AuditFilterFlags & { json: boolean; api?: string }) => {
+      await auditTailCommand(
+        client(opts),
+        { filter: buildAuditFilter(opts, Date.now()), json: opts.json, signal: interruptSignal() },
+        io,
+      );
+    },
+  );
+
+  const connection = program.command("connection").description("manage upstream AWS connections");
+  connection
+    .command("create")
+    .description("register a connection (upstream AWS account and credentials)")
+    .argument("<name>", "connection name")
+    .option("--region <region>", "default region", "us-east-1")
+    .option("--upstream-endpoint <url>", "upstream endpoint (empty: real AWS)", "")
+    .option("--upstream-access-key-id <id>", "upstream access key id", "")
+    .addOption(
+      new Option("--upstream-secret-access-key <secret>", "upstream secret (prefer the -stdin variant)").conflicts(
+        "upstreamSecretAccessKeyStdin",
+      ),
+    )
+    .option("--upstream-secret-access-key-stdin", "read the upstream secret from stdin", false)
+    .option("--account-id <id>", "upstream AWS account id", "")
+    .option("--replace", "replace an existing connection of this name", false)
+    .addOption(apiOption())
+    .action(
+      async (
+        name: string,
+        opts: {
+          region: string;
+          upstreamEndpoint: string;
+          upstreamAccessKeyId: string;
+          upstreamSecretAccessKey?: string;
+          upstreamSecretAccessKeyStdin: boolean;
+          accountId: string;
+          replace: boolean;
+          api?: string;
+        },
+      ) => {
+        let secret = opts.upstreamSecretAccessKey ?? "";
+        if (opts.upstreamSecretAccessKey !== undefined) {
+          io.err(
+            "tollgate: warning: a secret on the command line stays in shell history and process lists; prefer --upstream-secret-access-key-stdin\n",
+          );
+        }
+        if (opts.upstreamSecretAccessKeyStdin) secret = await readAll(process.stdin);
+        await connectionCreateCommand(
+          client(opts),
+          {
+            name,
+            region: opts.region,
+            upstreamEndpoint: opts.upstreamEndpoint,
+            upstreamAccessKeyId: opts.upstreamAccessKeyId,
+            upstreamSecretAccessKey: secret,
+            accountId: opts.accountId,
+            replace: opts.replace,
+          },
+          io,
+        );
+      },
+    );
+  connection
+    .command("list")
+    .description("list connections")
+    .option("--json", "one JSON object per line", false)
+    .addOption(apiOption())
+    .action(async (opts: { json: boolean; api?: string }) => {
+      await connectionListCommand(client(opts), { json: opts.json }, io);
+    });
+  connection
+    .command("get")
+    .description("show one connection")
+    .argument("<name>", "connection name")
+    .option("--json", "as JSON", false)
+    .addOption(apiOption())
+    .action(async (name: string, opts: { json: boolean; api?: string }) => {
+      await connectionGetCommand(client(opts), { name, json: opts.json }, io);
+    });
+  connection
+    .command("delete")
+    .description("delete a connection")
+    .argument("<name>", "connection name")
+    .addOption(apiOption())
+    .action(async (name: string, opts: { api?: string }) => {
+      await connectionDeleteCommand(client(opts), { name }, io);
+    });
+
+  return program;
+}
+
+/** Exits once stdout and stderr have flushed (they may be pipes). */
+function exit(code: number): void {
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+}
+
+async function main(): Promise<void> {
+  const env = readEnvironment(process.env);
+  try {
+    await buildProgram(env).parseAsync(process.argv);
+    exit(0);
+  } catch (error) {
+    io.err(`tollgate: ${describeError(error)}\n`);
+    exit(1);
+  }
+}
+
+void main();
