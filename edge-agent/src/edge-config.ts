@@ -65,7 +65,8 @@ export class EdgeConfigSource {
   readonly #options: Required<EdgeConfigSourceOptions>;
   #snapshot: EdgeConfigSnapshot | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #refreshing = false;
+  #inflight: Promise<void> | undefined;
+  #fetchedAtMs = 0;
 
   constructor(options: EdgeConfigSourceOptions) {
     this.#options = { refreshIntervalMs: 2000, ...options };
@@ -79,24 +80,39 @@ export class EdgeConfigSource {
 
   async start(): Promise<void> {
     this.#snapshot = await this.#fetch();
+    this.#fetchedAtMs = Date.now();
     this.#timer = setInterval(() => void this.refresh(), this.#options.refreshIntervalMs);
     this.#timer.unref();
   }
 
-  /** Fetches now; keeps the old snapshot and logs on failure. */
-  async refresh(): Promise<void> {
-    if (this.#refreshing) return;
-    this.#refreshing = true;
+  /** Fetches now (joining a fetch already under way); keeps the old snapshot and logs on failure. */
+  refresh(): Promise<void> {
+    this.#inflight ??= this.#refreshOnce().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  /**
+   * Refreshes unless the snapshot is younger than `minAgeMs`. The request path calls this when
+   * a credential names a connection it doesn't know yet, so a new connection works at once
+   * while a flood of bad credentials can't hammer the control plane.
+   */
+  async refreshIfOlderThan(minAgeMs: number): Promise<void> {
+    if (Date.now() - this.#fetchedAtMs < minAgeMs) return;
+    await this.refresh();
+  }
+
+  async #refreshOnce(): Promise<void> {
     try {
       const next = await this.#fetch();
+      this.#fetchedAtMs = Date.now();
       if (this.#snapshot === undefined || next.revision !== this.#snapshot.revision) {
         this.#options.logger.info({ revision: next.revision.toString() }, "edge config updated");
       }
       this.#snapshot = next;
     } catch (err) {
       this.#options.logger.warn({ err: String(err) }, "edge config refresh failed; keeping last config");
-    } finally {
-      this.#refreshing = false;
     }
   }
 

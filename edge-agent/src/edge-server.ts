@@ -28,6 +28,11 @@ import { createUpstreamSigner } from "./upstream-signer.js";
 export interface EdgeServerOptions {
   /** Current configuration (connections, credential keys, audit settings). */
   config: () => EdgeConfigSnapshot;
+  /**
+   * Asks for fresher configuration when a credential names an unknown connection or key;
+   * resolves when done. Default: no-op.
+   */
+  refreshConfig?: () => Promise<void>;
   publisher: AuditPublisher;
   /** Name recorded in every event's `tollgate.edge`. */
   edgeName: string;
@@ -48,6 +53,7 @@ function resolveEdgeServerOptions(o: EdgeServerOptions): ResolvedOptions {
     maxBufferedBodyBytes: 16 * 1024 * 1024,
     responseCaptureBytes: 64 * 1024,
     upstreamTimeoutMs: 120_000,
+    refreshConfig: () => Promise.resolve(),
     ...o,
   };
 }
@@ -265,10 +271,15 @@ export function createEdgeRequestHandler(
       if (call.auth !== undefined) {
         const token = header(req, "x-amz-security-token");
         if (token !== undefined && config !== undefined) {
-          try {
-            call.claims = openSessionToken(token, config.credentialKeys);
-          } catch (err) {
-            if (!(err instanceof TollgateError)) throw err;
+          call.claims = openToken(token, config);
+          // A key or connection this edge hasn't seen yet: fetch fresher config once.
+          if (
+            (call.claims === undefined || !config.connections.has(call.claims.connection)) &&
+            token.startsWith("tg1.")
+          ) {
+            await o.refreshConfig();
+            config = o.config();
+            call.claims = openToken(token, config);
           }
         }
       }
@@ -566,6 +577,15 @@ export function createEdgeRequestHandler(
   return (req, res) => {
     void handle(req, res);
   };
+}
+
+function openToken(token: string, config: EdgeConfigSnapshot): GatewayCredentialClaims | undefined {
+  try {
+    return openSessionToken(token, config.credentialKeys);
+  } catch (err) {
+    if (err instanceof TollgateError) return undefined;
+    throw err;
+  }
 }
 
 function codeOf(body: string, headers: Record<string, string>): string | undefined {

@@ -60,7 +60,13 @@ await config
     ),
   );
 const publisher = new AuditPublisher({ nc, js: jetstream(nc), logger });
-const server = createEdgeServer({ config: () => config.snapshot, publisher, edgeName, logger });
+const server = createEdgeServer({
+  config: () => config.snapshot,
+  refreshConfig: () => config.refreshIfOlderThan(500),
+  publisher,
+  edgeName,
+  logger,
+});
 
 server.on("error", (err) => fail(`cannot listen on ${listen.host}:${listen.port}: ${err.message}`));
 server.listen(listen.port, listen.host, () => {
