@@ -24,5 +24,7 @@ export type {
   IssueGatewayCredentialOptions,
 } from "./gateway-credential.js";
 export { generateCredentialKey, issueGatewayCredential, openSessionToken } from "./gateway-credential.js";
+export type { OcsfApiActivity } from "./ocsf-api-activity.js";
+export { OCSF_VERSION, ocsfActivity, renderOcsfApiActivity } from "./ocsf-api-activity.js";
 export type { TollgateErrorCode } from "./tollgate-error.js";
 export { TollgateError } from "./tollgate-error.js";
