@@ -5,16 +5,22 @@
 
 export type {
   AuditEvent,
+  Checkpoint,
+  PayloadDigest,
   Resource,
+  TlsDetails,
   TollgateContext,
   UserIdentity,
 } from "./gen/tollgate/audit/v1/audit_event_pb.js";
 export {
   AuditEventSchema,
+  CheckpointSchema,
   Decision,
   DecisionSchema,
   file_tollgate_audit_v1_audit_event,
+  PayloadDigestSchema,
   ResourceSchema,
+  TlsDetailsSchema,
   TollgateContextSchema,
   UserIdentitySchema,
 } from "./gen/tollgate/audit/v1/audit_event_pb.js";

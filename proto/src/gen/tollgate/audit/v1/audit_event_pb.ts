@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/audit/v1/audit_event.proto.
  */
 export const file_tollgate_audit_v1_audit_event: GenFile = /*@__PURE__*/
-  fileDesc("CiN0b2xsZ2F0ZS9hdWRpdC92MS9hdWRpdF9ldmVudC5wcm90bxIRdG9sbGdhdGUuYXVkaXQudjEikQUKCkF1ZGl0RXZlbnQSFQoNZXZlbnRfdmVyc2lvbhgBIAEoCRIZCghldmVudF9pZBgCIAEoCVIHZXZlbnRJRBISCgpldmVudF90aW1lGAMgASgJEhQKDGV2ZW50X3NvdXJjZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEhIKCmF3c19yZWdpb24YBiABKAkSKgoRc291cmNlX2lwX2FkZHJlc3MYByABKAlSD3NvdXJjZUlQQWRkcmVzcxISCgp1c2VyX2FnZW50GAggASgJEjYKDXVzZXJfaWRlbnRpdHkYCSABKAsyHy50b2xsZ2F0ZS5hdWRpdC52MS5Vc2VySWRlbnRpdHkSMwoScmVxdWVzdF9wYXJhbWV0ZXJzGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyChFyZXNwb25zZV9lbGVtZW50cxgLIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFwoKZXJyb3JfY29kZRgMIAEoCUgAiAEBEhoKDWVycm9yX21lc3NhZ2UYDSABKAlIAYgBARIdCgpyZXF1ZXN0X2lkGA4gASgJUglyZXF1ZXN0SUQSEQoJcmVhZF9vbmx5GA8gASgIEi4KCXJlc291cmNlcxgQIAMoCzIbLnRvbGxnYXRlLmF1ZGl0LnYxLlJlc291cmNlEhIKCmV2ZW50X3R5cGUYESABKAkSHAoUcmVjaXBpZW50X2FjY291bnRfaWQYEiABKAkSNAoIdG9sbGdhdGUYEyABKAsyIi50b2xsZ2F0ZS5hdWRpdC52MS5Ub2xsZ2F0ZUNvbnRleHRCDQoLX2Vycm9yX2NvZGVCEAoOX2Vycm9yX21lc3NhZ2UiSQoMVXNlcklkZW50aXR5EgwKBHR5cGUYASABKAkSFAoMcHJpbmNpcGFsX2lkGAIgASgJEhUKDWFjY2Vzc19rZXlfaWQYAyABKAkiKgoIUmVzb3VyY2USEAoDYXJuGAEgASgJUgNBUk4SDAoEdHlwZRgCIAEoCSKAAgoPVG9sbGdhdGVDb250ZXh0EhIKCmNvbm5lY3Rpb24YASABKAkSDAoEZWRnZRgCIAEoCRItCghkZWNpc2lvbhgDIAEoDjIbLnRvbGxnYXRlLmF1ZGl0LnYxLkRlY2lzaW9uEg4KBnJlYXNvbhgEIAEoCRITCgtkdXJhdGlvbl9tcxgFIAEoARITCgtodHRwX3N0YXR1cxgGIAEoBRIQCghieXRlc19pbhgHIAEoAxIRCglieXRlc19vdXQYCCABKAMSFAoMc2lnbmluZ19uYW1lGAkgASgJEhUKDWNyZWRlbnRpYWxfaWQYCiABKAkSEAoIdHJhY2VfaWQYCyABKAkqSwoIRGVjaXNpb24SGAoUREVDSVNJT05fVU5TUEVDSUZJRUQQABISCg5ERUNJU0lPTl9BTExPVxABEhEKDURFQ0lTSU9OX0RFTlkQAmIGcHJvdG8z", [file_google_protobuf_struct]);
+  fileDesc("CiN0b2xsZ2F0ZS9hdWRpdC92MS9hdWRpdF9ldmVudC5wcm90bxIRdG9sbGdhdGUuYXVkaXQudjEi9wUKCkF1ZGl0RXZlbnQSFQoNZXZlbnRfdmVyc2lvbhgBIAEoCRIZCghldmVudF9pZBgCIAEoCVIHZXZlbnRJRBISCgpldmVudF90aW1lGAMgASgJEhQKDGV2ZW50X3NvdXJjZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEhIKCmF3c19yZWdpb24YBiABKAkSKgoRc291cmNlX2lwX2FkZHJlc3MYByABKAlSD3NvdXJjZUlQQWRkcmVzcxISCgp1c2VyX2FnZW50GAggASgJEjYKDXVzZXJfaWRlbnRpdHkYCSABKAsyHy50b2xsZ2F0ZS5hdWRpdC52MS5Vc2VySWRlbnRpdHkSMwoScmVxdWVzdF9wYXJhbWV0ZXJzGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyChFyZXNwb25zZV9lbGVtZW50cxgLIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFwoKZXJyb3JfY29kZRgMIAEoCUgAiAEBEhoKDWVycm9yX21lc3NhZ2UYDSABKAlIAYgBARIdCgpyZXF1ZXN0X2lkGA4gASgJUglyZXF1ZXN0SUQSEQoJcmVhZF9vbmx5GA8gASgIEi4KCXJlc291cmNlcxgQIAMoCzIbLnRvbGxnYXRlLmF1ZGl0LnYxLlJlc291cmNlEhIKCmV2ZW50X3R5cGUYESABKAkSHAoUcmVjaXBpZW50X2FjY291bnRfaWQYEiABKAkSNAoIdG9sbGdhdGUYEyABKAsyIi50b2xsZ2F0ZS5hdWRpdC52MS5Ub2xsZ2F0ZUNvbnRleHQSFgoOZXZlbnRfY2F0ZWdvcnkYFCABKAkSGAoQbWFuYWdlbWVudF9ldmVudBgVIAEoCBIyCgt0bHNfZGV0YWlscxgWIAEoCzIdLnRvbGxnYXRlLmF1ZGl0LnYxLlRsc0RldGFpbHNCDQoLX2Vycm9yX2NvZGVCEAoOX2Vycm9yX21lc3NhZ2UiXAoKVGxzRGV0YWlscxITCgt0bHNfdmVyc2lvbhgBIAEoCRIUCgxjaXBoZXJfc3VpdGUYAiABKAkSIwobY2xpZW50X3Byb3ZpZGVkX2hvc3RfaGVhZGVyGAMgASgJIkkKDFVzZXJJZGVudGl0eRIMCgR0eXBlGAEgASgJEhQKDHByaW5jaXBhbF9pZBgCIAEoCRIVCg1hY2Nlc3Nfa2V5X2lkGAMgASgJIioKCFJlc291cmNlEhAKA2FybhgBIAEoCVIDQVJOEgwKBHR5cGUYAiABKAkimwQKD1RvbGxnYXRlQ29udGV4dBISCgpjb25uZWN0aW9uGAEgASgJEgwKBGVkZ2UYAiABKAkSLQoIZGVjaXNpb24YAyABKA4yGy50b2xsZ2F0ZS5hdWRpdC52MS5EZWNpc2lvbhIOCgZyZWFzb24YBCABKAkSEwoLZHVyYXRpb25fbXMYBSABKAESEwoLaHR0cF9zdGF0dXMYBiABKAUSEAoIYnl0ZXNfaW4YByABKAMSEQoJYnl0ZXNfb3V0GAggASgDEhQKDHNpZ25pbmdfbmFtZRgJIAEoCRIVCg1jcmVkZW50aWFsX2lkGAogASgJEhAKCHRyYWNlX2lkGAsgASgJEhMKC2F1dGhfbWV0aG9kGAwgASgJEhAKCHNlcXVlbmNlGA0gASgEEhEKCXByZXZfaGFzaBgOIAEoCRIMCgRoYXNoGA8gASgJEiQKHHJlcXVlc3RfcGFyYW1ldGVyc190cnVuY2F0ZWQYECABKAgSIwobcmVzcG9uc2VfZWxlbWVudHNfdHJ1bmNhdGVkGBEgASgIEjkKD3JlcXVlc3RfcGF5bG9hZBgSIAEoCzIgLnRvbGxnYXRlLmF1ZGl0LnYxLlBheWxvYWREaWdlc3QSOgoQcmVzcG9uc2VfcGF5bG9hZBgTIAEoCzIgLnRvbGxnYXRlLmF1ZGl0LnYxLlBheWxvYWREaWdlc3QSDwoHb3V0Y29tZRgUIAEoCSItCg1QYXlsb2FkRGlnZXN0EgwKBHNpemUYASABKAMSDgoGc2hhMjU2GAIgASgJImsKCkNoZWNrcG9pbnQSDAoEZWRnZRgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIMCgRoYXNoGAMgASgJEgwKBHRpbWUYBCABKAkSDgoGa2V5X2lkGAUgASgJEhEKCXNpZ25hdHVyZRgGIAEoCSpLCghEZWNpc2lvbhIYChRERUNJU0lPTl9VTlNQRUNJRklFRBAAEhIKDkRFQ0lTSU9OX0FMTE9XEAESEQoNREVDSVNJT05fREVOWRACYgZwcm90bzM", [file_google_protobuf_struct]);
 
 /**
  * AuditEvent is the record of one AWS API call that reached a Tollgate edge,
@@ -157,6 +157,27 @@ export type AuditEvent = Message<"tollgate.audit.v1.AuditEvent"> & {
    * @generated from field: tollgate.audit.v1.TollgateContext tollgate = 19;
    */
   tollgate?: TollgateContext | undefined;
+
+  /**
+   * "Management" or "Data", as CloudTrail classifies the operation.
+   *
+   * @generated from field: string event_category = 20;
+   */
+  eventCategory: string;
+
+  /**
+   * True for management events (CloudTrail's meaning).
+   *
+   * @generated from field: bool management_event = 21;
+   */
+  managementEvent: boolean;
+
+  /**
+   * TLS details of the caller's connection, when it used TLS.
+   *
+   * @generated from field: tollgate.audit.v1.TlsDetails tls_details = 22;
+   */
+  tlsDetails?: TlsDetails | undefined;
 };
 
 /**
@@ -165,6 +186,35 @@ export type AuditEvent = Message<"tollgate.audit.v1.AuditEvent"> & {
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
   messageDesc(file_tollgate_audit_v1_audit_event, 0);
+
+/**
+ * TlsDetails mirrors CloudTrail's tlsDetails.
+ *
+ * @generated from message tollgate.audit.v1.TlsDetails
+ */
+export type TlsDetails = Message<"tollgate.audit.v1.TlsDetails"> & {
+  /**
+   * @generated from field: string tls_version = 1;
+   */
+  tlsVersion: string;
+
+  /**
+   * @generated from field: string cipher_suite = 2;
+   */
+  cipherSuite: string;
+
+  /**
+   * @generated from field: string client_provided_host_header = 3;
+   */
+  clientProvidedHostHeader: string;
+};
+
+/**
+ * Describes the message tollgate.audit.v1.TlsDetails.
+ * Use `create(TlsDetailsSchema)` to create a new message.
+ */
+export const TlsDetailsSchema: GenMessage<TlsDetails> = /*@__PURE__*/
+  messageDesc(file_tollgate_audit_v1_audit_event, 1);
 
 /**
  * UserIdentity names the Tollgate principal behind a call.
@@ -199,7 +249,7 @@ export type UserIdentity = Message<"tollgate.audit.v1.UserIdentity"> & {
  * Use `create(UserIdentitySchema)` to create a new message.
  */
 export const UserIdentitySchema: GenMessage<UserIdentity> = /*@__PURE__*/
-  messageDesc(file_tollgate_audit_v1_audit_event, 1);
+  messageDesc(file_tollgate_audit_v1_audit_event, 2);
 
 /**
  * Resource is one AWS resource a call names.
@@ -225,7 +275,7 @@ export type Resource = Message<"tollgate.audit.v1.Resource"> & {
  * Use `create(ResourceSchema)` to create a new message.
  */
 export const ResourceSchema: GenMessage<Resource> = /*@__PURE__*/
-  messageDesc(file_tollgate_audit_v1_audit_event, 2);
+  messageDesc(file_tollgate_audit_v1_audit_event, 3);
 
 /**
  * TollgateContext is what Tollgate knows beyond CloudTrail's record.
@@ -309,6 +359,69 @@ export type TollgateContext = Message<"tollgate.audit.v1.TollgateContext"> & {
    * @generated from field: string trace_id = 11;
    */
   traceId: string;
+
+  /**
+   * How the principal authenticated, e.g. "gateway-credential".
+   *
+   * @generated from field: string auth_method = 12;
+   */
+  authMethod: string;
+
+  /**
+   * Per-edge sequence number of this event in the edge's hash chain (1, 2, 3, ...).
+   *
+   * @generated from field: uint64 sequence = 13;
+   */
+  sequence: bigint;
+
+  /**
+   * Hex SHA-256 of the previous event in this edge's chain ("" for the first).
+   *
+   * @generated from field: string prev_hash = 14;
+   */
+  prevHash: string;
+
+  /**
+   * Hex SHA-256 over prev_hash and this event with `hash` empty (see docs/audit-integrity.md).
+   *
+   * @generated from field: string hash = 15;
+   */
+  hash: string;
+
+  /**
+   * True when request_parameters was cut at the 100 KB cap.
+   *
+   * @generated from field: bool request_parameters_truncated = 16;
+   */
+  requestParametersTruncated: boolean;
+
+  /**
+   * True when response_elements was cut at the 100 KB cap.
+   *
+   * @generated from field: bool response_elements_truncated = 17;
+   */
+  responseElementsTruncated: boolean;
+
+  /**
+   * Size and hex SHA-256 of an object body sent (PutObject, UploadPart), which is never stored.
+   *
+   * @generated from field: tollgate.audit.v1.PayloadDigest request_payload = 18;
+   */
+  requestPayload?: PayloadDigest | undefined;
+
+  /**
+   * Size and hex SHA-256 of an object body returned (GetObject), which is never stored.
+   *
+   * @generated from field: tollgate.audit.v1.PayloadDigest response_payload = 19;
+   */
+  responsePayload?: PayloadDigest | undefined;
+
+  /**
+   * "completed", or "unknown" when the edge stopped before the call finished.
+   *
+   * @generated from field: string outcome = 20;
+   */
+  outcome: string;
 };
 
 /**
@@ -316,7 +429,88 @@ export type TollgateContext = Message<"tollgate.audit.v1.TollgateContext"> & {
  * Use `create(TollgateContextSchema)` to create a new message.
  */
 export const TollgateContextSchema: GenMessage<TollgateContext> = /*@__PURE__*/
-  messageDesc(file_tollgate_audit_v1_audit_event, 3);
+  messageDesc(file_tollgate_audit_v1_audit_event, 4);
+
+/**
+ * PayloadDigest describes a body without storing it.
+ *
+ * @generated from message tollgate.audit.v1.PayloadDigest
+ */
+export type PayloadDigest = Message<"tollgate.audit.v1.PayloadDigest"> & {
+  /**
+   * @generated from field: int64 size = 1;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message tollgate.audit.v1.PayloadDigest.
+ * Use `create(PayloadDigestSchema)` to create a new message.
+ */
+export const PayloadDigestSchema: GenMessage<PayloadDigest> = /*@__PURE__*/
+  messageDesc(file_tollgate_audit_v1_audit_event, 5);
+
+/**
+ * Checkpoint is an edge's signed statement of its chain head, published at least every
+ * 10 s (also when idle, so silence is provable) on <prefix>.checkpoint.v1.<edge>.
+ *
+ * @generated from message tollgate.audit.v1.Checkpoint
+ */
+export type Checkpoint = Message<"tollgate.audit.v1.Checkpoint"> & {
+  /**
+   * Edge that signed it.
+   *
+   * @generated from field: string edge = 1;
+   */
+  edge: string;
+
+  /**
+   * Sequence of the last event covered (0 if none yet).
+   *
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+
+  /**
+   * Hash of that event ("" if none yet).
+   *
+   * @generated from field: string hash = 3;
+   */
+  hash: string;
+
+  /**
+   * When it was made, RFC 3339 UTC.
+   *
+   * @generated from field: string time = 4;
+   */
+  time: string;
+
+  /**
+   * Id of the edge key that signed it (registered with the control plane).
+   *
+   * @generated from field: string key_id = 5;
+   */
+  keyId: string;
+
+  /**
+   * Ed25519 signature, base64, over the canonical checkpoint text (docs/audit-integrity.md).
+   *
+   * @generated from field: string signature = 6;
+   */
+  signature: string;
+};
+
+/**
+ * Describes the message tollgate.audit.v1.Checkpoint.
+ * Use `create(CheckpointSchema)` to create a new message.
+ */
+export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
+  messageDesc(file_tollgate_audit_v1_audit_event, 6);
 
 /**
  * Decision is the edge's verdict on a call.
