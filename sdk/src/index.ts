@@ -2,6 +2,18 @@
  * @tollgate/sdk: the typed control-plane client and the wire formats that the control plane
  * and edge agents share (gateway credentials, audit subjects, audit JSON).
  */
+
+export type { ChainProblem, ChainProblemKind, EdgeSigningKey } from "./audit-chain.js";
+export {
+  ChainVerifier,
+  chainEvent,
+  checkpointSigningText,
+  computeEventHash,
+  edgeKeyId,
+  generateEdgeSigningKey,
+  signCheckpoint,
+  verifyCheckpoint,
+} from "./audit-chain.js";
 export { auditEventFromJson, auditEventToJson } from "./audit-json.js";
 export type { AuditSubjectParts } from "./audit-subjects.js";
 export {
