@@ -14,5 +14,13 @@ if (drift.trim() !== "") {
   process.stderr.write(`generated code is out of date; run \`npm run generate\` and commit:\n${drift}`);
   process.exit(1);
 }
+run("npm", ["run", "generate:aws-models", "-w", "@tollgate/edge-agent"]);
+const modelDrift = execFileSync("git", ["status", "--porcelain", "--", "edge-agent/src/gen"], { encoding: "utf8" });
+if (modelDrift.trim() !== "") {
+  process.stderr.write(
+    `generated AWS models are out of date; run \`npm run generate:aws-models -w @tollgate/edge-agent\` and commit:\n${modelDrift}`,
+  );
+  process.exit(1);
+}
 run("npx", ["tsc", "-b"]);
 process.stdout.write("check: ok\n");

@@ -189,7 +189,8 @@ describe("classifyRequest: S3 path-style", () => {
       { arn: "arn:aws:s3:::b/dir/k", type: "AWS::S3::Object" },
       { arn: "arn:aws:s3:::b", type: "AWS::S3::Bucket" },
     ]);
-    expect(result.readOnly).toBe(method === "GET" || method === "HEAD");
+    // SelectObjectContent (POST) only reads, as CloudTrail records it; the old table said write.
+    expect(result.readOnly).toBe(method === "GET" || method === "HEAD" || expected === "SelectObjectContent");
   });
 
   it("ListBuckets on / with the Host as the only parameter", () => {
@@ -203,6 +204,8 @@ describe("classifyRequest: S3 path-style", () => {
       protocol: "restXml",
       resources: [],
       requestParameters: { Host: "127.0.0.1:8787" },
+      apiService: "s3",
+      endpointPrefix: "s3",
     });
   });
 
@@ -310,6 +313,8 @@ describe("classifyRequest: DynamoDB", () => {
       protocol: "awsJson1_0",
       resources: [{ arn: `arn:aws:dynamodb:eu-west-1:${ACCOUNT}:table/orders`, type: "AWS::DynamoDB::Table" }],
       requestParameters: body,
+      apiService: "dynamodb",
+      endpointPrefix: "dynamodb",
     });
   });
 
@@ -414,6 +419,8 @@ describe("classifyRequest: STS", () => {
       protocol: "awsQuery",
       resources: [],
       requestParameters: null,
+      apiService: "sts",
+      endpointPrefix: "sts",
     });
   });
 
@@ -476,6 +483,8 @@ describe("classifyRequest: IAM", () => {
       protocol: "awsQuery",
       resources: [{ arn: `arn:aws:iam::${ACCOUNT}:user/bob`, type: "AWS::IAM::User" }],
       requestParameters: { UserName: "bob" },
+      apiService: "iam",
+      endpointPrefix: "iam",
     });
   });
 
@@ -520,6 +529,8 @@ describe("classifyRequest: EC2", () => {
         { arn: `arn:aws:ec2:eu-west-1:${ACCOUNT}:instance/i-2`, type: "AWS::EC2::Instance" },
       ],
       requestParameters: { "InstanceId.1": "i-1", "InstanceId.2": "i-2" },
+      apiService: "ec2",
+      endpointPrefix: "ec2",
     });
   });
 
@@ -572,7 +583,7 @@ describe("classifyRequest: other services", () => {
     expect(query("monitoring", "Action=DescribeAlarms").readOnly).toBe(true);
   });
 
-  it("anything else is rest-json Unknown and never throws", () => {
+  it("rest-json operations come from the models (the old hand-written classifier left Lambda Unknown)", () => {
     const lambda = classifyRequest({
       method: "POST",
       rawPath: "/2015-03-31/functions/f/invocations",
@@ -586,13 +597,30 @@ describe("classifyRequest: other services", () => {
     expect(lambda).toEqual({
       service: "lambda",
       eventSource: "lambda.amazonaws.com",
-      eventName: "Unknown",
+      eventName: "Invoke",
       awsRegion: "eu-west-1",
       readOnly: false,
       protocol: "restJson",
-      resources: [],
-      requestParameters: null,
+      resources: [{ arn: `arn:aws:lambda:eu-west-1:${ACCOUNT}:function:f`, type: "AWS::Lambda::Function" }],
+      requestParameters: { FunctionName: "f" },
+      apiService: "lambda",
+      endpointPrefix: "lambda",
     });
+  });
+
+  it("an unknown rest path is Unknown and never throws", () => {
+    const result = classifyRequest({
+      method: "PATCH",
+      rawPath: "/nothing/%zz",
+      query: [],
+      headers: {},
+      signingName: "lambda",
+      region: "eu-west-1",
+      accountId: ACCOUNT,
+      body: Buffer.from([0, 1, 2, 255]),
+    });
+    expect(result).toMatchObject({ eventName: "Unknown", readOnly: false, protocol: "restJson", resources: [] });
+    expect(result.requestParameters).toBeNull();
   });
 
   it("an invalid signing name becomes service 'unknown'", () => {

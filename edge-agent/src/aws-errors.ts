@@ -51,9 +51,11 @@ export function renderAwsError(protocol: AwsProtocol, spec: AwsErrorSpec): AwsEr
       return finish(spec.status, "text/xml;charset=UTF-8", { "x-amzn-RequestId": spec.requestId }, ec2Body(spec));
     case "awsJson1_0":
     case "awsJson1_1":
+    // RPC v2 CBOR clients get the awsJson 1.0 shape until a CBOR encoder exists (no SDK parses it).
+    case "smithyRpcV2Cbor":
       return finish(
         spec.status,
-        protocol === "awsJson1_0" ? "application/x-amz-json-1.0" : "application/x-amz-json-1.1",
+        protocol !== "awsJson1_1" ? "application/x-amz-json-1.0" : "application/x-amz-json-1.1",
         { "x-amzn-RequestId": spec.requestId, "x-amzn-ErrorType": headerSafe(spec.code) },
         JSON.stringify({ __type: spec.code, message: spec.message }),
       );
@@ -193,6 +195,7 @@ function familyOf(protocol: AwsProtocol, service: string): ErrorFamily {
       return "ec2";
     case "awsJson1_0":
     case "awsJson1_1":
+    case "smithyRpcV2Cbor":
       return "awsJson";
     case "restJson":
       return "restJson";

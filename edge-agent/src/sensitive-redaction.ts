@@ -2,7 +2,12 @@
  * Redaction of secret material in AWS request parameters and response elements before they are
  * written to the audit trail. The marker is the one CloudTrail uses, so audit consumers that know
  * CloudTrail recognise it.
+ *
+ * The primary source is AWS's own models: every member path marked `sensitive` for the operation's
+ * request or response (see `aws-models.ts`). A name-based list stays as a fallback for services and
+ * operations newer than the pinned models.
  */
+import { awsModels } from "./aws-models.js";
 
 /** CloudTrail's marker for a value withheld from the audit record. */
 export const REDACTED = "HIDDEN_DUE_TO_SECURITY_REASONS";
@@ -60,6 +65,8 @@ interface RedactionContext {
   service: string;
   operation: string;
   direction: RedactionDirection;
+  /** Sensitive member paths from the models (`*` = any map key). */
+  modelPaths: ReadonlyArray<readonly string[]>;
 }
 
 /**
@@ -67,6 +74,9 @@ interface RedactionContext {
  * are) with secret members replaced by {@link REDACTED}.
  *
  * Rules:
+ * - any member path the AWS model marks `sensitive` for this operation and direction (service
+ *   given as model key such as `"sesv2"` or as signing name, whose services are searched for the
+ *   operation); a sensitive structure or map keeps its keys and has every leaf value replaced;
  * - any member in the global list (secret strings, secret keys, session tokens, passwords,
  *   private keys, KMS plaintext, ...), matched case-insensitively on the member name;
  * - SSM `PutParameter` request `Value`; `GetParameter` response `Parameter.Value`;
@@ -90,7 +100,64 @@ export function redactSensitive(
   value: unknown,
   direction: RedactionDirection,
 ): unknown {
-  return walk({ service: service.toLowerCase(), operation, direction }, value, [], 0);
+  const lower = service.toLowerCase();
+  return walk(
+    { service: lower, operation, direction, modelPaths: modelPaths(lower, operation, direction) },
+    value,
+    [],
+    0,
+  );
+}
+
+function modelPaths(
+  service: string,
+  operation: string,
+  direction: RedactionDirection,
+): ReadonlyArray<readonly string[]> {
+  const models = awsModels();
+  const own = models.byKey(service);
+  const candidates = own !== undefined ? [own, ...models.bySigningName(service)] : models.bySigningName(service);
+  const op = candidates.find((m) => m.operations.has(operation))?.operations.get(operation);
+  if (op === undefined) return [];
+  return direction === "request" ? op.sensitiveRequest : op.sensitiveResponse;
+}
+
+/** Query-protocol keys (`Attributes.member.1.Password`) as member segments. */
+function memberSegments(path: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const key of path) {
+    for (const part of key.includes(".") ? key.split(".") : [key]) {
+      if (part === "" || part === "member" || /^\d+$/.test(part)) continue;
+      out.push(part);
+    }
+  }
+  return out;
+}
+
+function matchesModelPath(ctx: RedactionContext, path: readonly string[]): boolean {
+  if (ctx.modelPaths.length === 0) return false;
+  const segments = memberSegments(path);
+  return ctx.modelPaths.some(
+    (model) => model.length === segments.length && model.every((part, i) => part === "*" || part === segments[i]),
+  );
+}
+
+/** A sensitive structure, list or map keeps its shape (keys) and loses every leaf value. */
+function redactLeaves(value: unknown, depth: number): unknown {
+  if (value === null || typeof value !== "object") return REDACTED;
+  if (depth >= MAX_DEPTH) return REDACTED;
+  if (Array.isArray(value)) return value.map((item) => redactLeaves(item, depth + 1));
+  if (!isPlainObject(value)) return REDACTED;
+  const out: Record<string, unknown> = {};
+  for (const [key, member] of Object.entries(value)) {
+    Object.defineProperty(out, key, {
+      value: redactLeaves(member, depth + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
 }
 
 function walk(ctx: RedactionContext, value: unknown, path: readonly string[], depth: number): unknown {
@@ -110,7 +177,10 @@ function walk(ctx: RedactionContext, value: unknown, path: readonly string[], de
   const out: Record<string, unknown> = {};
   for (const [key, member] of Object.entries(value)) {
     const memberPath = [...path, key];
-    const copy = isSensitiveMember(ctx, memberPath) ? REDACTED : walk(ctx, member, memberPath, depth + 1);
+    let copy: unknown;
+    if (matchesModelPath(ctx, memberPath)) copy = redactLeaves(member, depth + 1);
+    else if (isSensitiveMember(ctx, memberPath)) copy = REDACTED;
+    else copy = walk(ctx, member, memberPath, depth + 1);
     // defineProperty so that a member named "__proto__" stays data and cannot alter the prototype.
     Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
   }

@@ -1,0 +1,395 @@
+/**
+ * AWS's own API models, reduced to what classification needs (generated into
+ * `src/gen/aws-models.json` by `scripts/generate-aws-models.mjs` from the pinned aws-sdk v2
+ * models), with indexes for routing a request to a service and a rest operation matcher.
+ *
+ * The JSON is read once, lazily, from `../src/gen/aws-models.json` relative to this module, a path
+ * that resolves to the same file from `src/` (tests) and from `dist/` (the built package ships
+ * `src/gen`).
+ */
+import { readFileSync } from "node:fs";
+
+/** Protocol names as in the models' metadata. */
+export type ModelProtocol = "rest-xml" | "rest-json" | "json" | "query" | "ec2" | "smithy-rpc-v2-cbor";
+
+/** One `{Label}` / `{Label+}` / literal segment of a rest path template. */
+type Segment =
+  | { kind: "literal"; value: string }
+  | { kind: "label"; name: string }
+  | { kind: "greedy"; name: string }
+  | { kind: "pattern"; regex: RegExp; names: string[] };
+
+/** The HTTP binding of a rest operation. */
+export interface RestBinding {
+  method: string;
+  segments: readonly Segment[];
+  /** Literal query keys of the request URI (`?uploads`, `?list-type=2`); `undefined` value: any. */
+  literalQuery: ReadonlyArray<readonly [string, string | undefined]>;
+}
+
+/** One operation of a service model. */
+export interface AwsOperationModel {
+  name: string;
+  /** rest protocols only. */
+  http?: RestBinding;
+  /** uri label name → member name, where they differ. */
+  labels: Readonly<Record<string, string>>;
+  /** querystring key → member name. */
+  queryMembers: Readonly<Record<string, string>>;
+  requiredQuery: readonly string[];
+  /** Lower-case header names. */
+  requiredHeaders: readonly string[];
+  /** Member bound to the whole HTTP body, if any. */
+  payload?: string;
+  /** Whether the payload is a blob/string (not a JSON/XML structure). */
+  payloadIsBlob: boolean;
+  /** Deprecated in the model (loses ties to the operation that replaced it). */
+  deprecated: boolean;
+  /** Endpoint host prefix, e.g. `"data-"` or `"{AccountId}."`. */
+  hostPrefix?: string;
+  /** Member paths marked sensitive (segments; `*` = any map key). */
+  sensitiveRequest: ReadonlyArray<readonly string[]>;
+  sensitiveResponse: ReadonlyArray<readonly string[]>;
+}
+
+/** One AWS service (newest API version in the pinned models). */
+export interface AwsServiceModel {
+  /** aws-sdk model key, e.g. `"s3control"`, `"sesv2"`, `"cloudwatch"`. */
+  key: string;
+  /** Smithy serviceId, e.g. `"S3 Control"`. */
+  serviceId: string;
+  protocol: ModelProtocol;
+  /** All protocols the service accepts (the primary one first). */
+  protocols: readonly ModelProtocol[];
+  signingName: string;
+  endpointPrefix: string;
+  apiVersion: string;
+  /** awsJson / RPC v2 target prefix, e.g. `"DynamoDB_20120810"`. */
+  targetPrefix?: string;
+  jsonVersion?: string;
+  /** Global endpoint host for the `aws` partition (IAM, Route 53, CloudFront ...). */
+  globalEndpoint?: string;
+  operations: ReadonlyMap<string, AwsOperationModel>;
+  /** Rest operations by HTTP method. */
+  restOperations: ReadonlyMap<string, readonly AwsOperationModel[]>;
+  /** Literal query keys of any rest operation (S3's sub-resources: `uploads`, `acl`, `tagging` ...). */
+  subresources: ReadonlySet<string>;
+}
+
+/** A rest operation matched against a request, with its bound uri labels. */
+export interface RestMatch {
+  service: AwsServiceModel;
+  operation: AwsOperationModel;
+  /** Decoded label values by label name. */
+  labels: Record<string, string>;
+  score: number;
+}
+
+/** The indexed models. */
+export interface AwsModels {
+  services: readonly AwsServiceModel[];
+  /** Services by signing name, the one whose key/endpoint prefix equals the name first. */
+  bySigningName(name: string): readonly AwsServiceModel[];
+  /** Services by awsJson/RPC v2 target prefix. */
+  byTargetPrefix(prefix: string): readonly AwsServiceModel[];
+  /** Service for a `/svc/<id>/` endpoint prefix: serviceId (`secrets-manager`, `S3_Control`), key or endpoint prefix. */
+  byAlias(id: string): AwsServiceModel | undefined;
+  byKey(key: string): AwsServiceModel | undefined;
+}
+
+interface RawOperation {
+  h?: string;
+  l?: Record<string, string>;
+  q?: Record<string, string>;
+  rq?: string[];
+  rh?: string[];
+  pl?: string;
+  pb?: number;
+  hp?: string;
+  d?: number;
+  si?: string[];
+  so?: string[];
+}
+
+interface RawService {
+  k: string;
+  id: string;
+  p: ModelProtocol;
+  ps?: ModelProtocol[];
+  sn: string;
+  ep: string;
+  v: string;
+  tp?: string;
+  jv?: string;
+  g?: string;
+  o: Record<string, RawOperation>;
+}
+
+/** Where the generated models live, relative to this module (works from `src/` and `dist/`). */
+export const AWS_MODELS_URL = new URL("../src/gen/aws-models.json", import.meta.url);
+
+let cached: AwsModels | undefined;
+
+/** The models, loaded and indexed on first use. */
+export function awsModels(): AwsModels {
+  cached ??= loadAwsModels(readFileSync(AWS_MODELS_URL, "utf8"));
+  return cached;
+}
+
+/** Indexes generated model JSON (exported for tests and tools). */
+export function loadAwsModels(json: string): AwsModels {
+  const raw = JSON.parse(json) as { services: RawService[] };
+  const services = raw.services.map(toServiceModel);
+  const bySigning = new Map<string, AwsServiceModel[]>();
+  const byTarget = new Map<string, AwsServiceModel[]>();
+  const byAlias = new Map<string, AwsServiceModel>();
+  const byKey = new Map<string, AwsServiceModel>();
+  for (const service of services) {
+    push(bySigning, service.signingName, service);
+    if (service.targetPrefix !== undefined) push(byTarget, service.targetPrefix, service);
+    byKey.set(service.key, service);
+  }
+  // Aliases in precedence order: serviceId, then model key, then endpoint prefix.
+  for (const pick of [(s: AwsServiceModel) => s.serviceId, (s: AwsServiceModel) => s.key]) {
+    for (const service of services) {
+      const alias = normaliseAlias(pick(service));
+      if (!byAlias.has(alias)) byAlias.set(alias, service);
+    }
+  }
+  for (const list of bySigning.values()) {
+    list.sort((a, b) => primaryRank(a) - primaryRank(b));
+  }
+  for (const service of [...bySigning.values()].map((list) => list[0])) {
+    if (service !== undefined && !byAlias.has(service.endpointPrefix)) byAlias.set(service.endpointPrefix, service);
+  }
+  for (const service of services) {
+    if (!byAlias.has(service.endpointPrefix)) byAlias.set(service.endpointPrefix, service);
+  }
+  return {
+    services,
+    bySigningName: (name) => bySigning.get(name) ?? [],
+    byTargetPrefix: (prefix) => byTarget.get(prefix) ?? [],
+    byAlias: (id) => byAlias.get(normaliseAlias(id)),
+    byKey: (key) => byKey.get(key),
+  };
+}
+
+/** The service a shared signing name means by default: the one named like it (rds, ses, s3, ...). */
+function primaryRank(service: AwsServiceModel): number {
+  if (service.key === service.signingName) return 0;
+  if (service.endpointPrefix === service.signingName) return 1;
+  return 2;
+}
+
+function normaliseAlias(id: string): string {
+  return id.toLowerCase().replace(/[\s_]+/g, "-");
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
+function toServiceModel(raw: RawService): AwsServiceModel {
+  const operations = new Map<string, AwsOperationModel>();
+  const restOperations = new Map<string, AwsOperationModel[]>();
+  const subresources = new Set<string>();
+  for (const [name, op] of Object.entries(raw.o)) {
+    const operation: AwsOperationModel = {
+      name,
+      labels: op.l ?? {},
+      queryMembers: op.q ?? {},
+      requiredQuery: op.rq ?? [],
+      requiredHeaders: op.rh ?? [],
+      payloadIsBlob: op.pb === 1,
+      deprecated: op.d === 1,
+      sensitiveRequest: (op.si ?? []).map((p) => p.split(".")),
+      sensitiveResponse: (op.so ?? []).map((p) => p.split(".")),
+    };
+    if (op.pl !== undefined) operation.payload = op.pl;
+    if (op.hp !== undefined) operation.hostPrefix = op.hp;
+    if (op.h !== undefined) {
+      operation.http = parseBinding(op.h);
+      push(restOperations, operation.http.method, operation);
+      for (const [key] of operation.http.literalQuery) subresources.add(key);
+    }
+    operations.set(name, operation);
+  }
+  const service: AwsServiceModel = {
+    key: raw.k,
+    serviceId: raw.id,
+    protocol: raw.p,
+    protocols: raw.ps !== undefined ? [raw.p, ...raw.ps.filter((p) => p !== raw.p)] : [raw.p],
+    signingName: raw.sn,
+    endpointPrefix: raw.ep,
+    apiVersion: raw.v,
+    operations,
+    restOperations,
+    subresources,
+  };
+  if (raw.tp !== undefined) service.targetPrefix = raw.tp;
+  if (raw.jv !== undefined) service.jsonVersion = raw.jv;
+  if (raw.g !== undefined) service.globalEndpoint = raw.g;
+  return service;
+}
+
+/** Parses `"PUT /{Bucket}/{Key+}?uploads"`. */
+export function parseBinding(text: string): RestBinding {
+  const space = text.indexOf(" ");
+  const method = text.slice(0, space);
+  const uri = text.slice(space + 1);
+  const question = uri.indexOf("?");
+  const pathPart = question === -1 ? uri : uri.slice(0, question);
+  const queryPart = question === -1 ? "" : uri.slice(question + 1);
+  // A trailing slash is not a segment (`/2015-03-31/functions/` ≡ `/2015-03-31/functions`).
+  const parts = splitPath(pathPart);
+  if (parts.length > 0 && parts[parts.length - 1] === "") parts.pop();
+  const segments = parts.map(parseSegment);
+  const literalQuery: Array<readonly [string, string | undefined]> = [];
+  for (const pair of queryPart.split("&")) {
+    if (pair === "") continue;
+    const eq = pair.indexOf("=");
+    literalQuery.push(eq === -1 ? [pair, undefined] : [pair.slice(0, eq), pair.slice(eq + 1)]);
+  }
+  return { method, segments, literalQuery };
+}
+
+/** `/a/b/` → `["a", "b", ""]`; `/` → `[]`. */
+export function splitPath(path: string): string[] {
+  const trimmed = path.startsWith("/") ? path.slice(1) : path;
+  return trimmed === "" ? [] : trimmed.split("/");
+}
+
+function parseSegment(segment: string): Segment {
+  const whole = /^\{([^}]+?)(\+?)\}$/.exec(segment);
+  if (whole !== null) {
+    const name = whole[1] as string;
+    return whole[2] === "+" ? { kind: "greedy", name } : { kind: "label", name };
+  }
+  if (!segment.includes("{")) return { kind: "literal", value: segment };
+  const names: string[] = [];
+  const source = segment
+    .split(/(\{[^}]+\})/)
+    .map((part) => {
+      const label = /^\{([^}]+)\}$/.exec(part);
+      if (label === null) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      names.push(label[1] as string);
+      return "(.+?)";
+    })
+    .join("");
+  return { kind: "pattern", regex: new RegExp(`^${source}$`), names };
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/** What a rest request looks like to the matcher. */
+export interface RestRequest {
+  method: string;
+  /** Raw path segments (see {@link splitPath}). */
+  segments: readonly string[];
+  /** Decoded query pairs. */
+  query: ReadonlyArray<readonly [string, string]>;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/**
+ * Finds the most specific rest operation of `service` for a request: method and path template
+ * must match, every literal query key of the URI and every required querystring/header member
+ * must be present. Specificity: literal path segments, then single labels, then literal query
+ * keys, then required members present (so `?uploads` beats `{Key+}`, CopyObject beats PutObject);
+ * deprecated operations lose ties. A query key that is a sub-resource of another operation
+ * (`DELETE /b?acl`) must be one of the operation's own literal or querystring keys, else the
+ * request matches nothing rather than the plain `DeleteBucket`.
+ */
+export function matchRestOperation(service: AwsServiceModel, request: RestRequest): RestMatch | undefined {
+  const candidates = service.restOperations.get(request.method.toUpperCase());
+  if (candidates === undefined) return undefined;
+  const queryKeys = new Set(request.query.map(([key]) => key));
+  const subresources = [...queryKeys].filter((key) => service.subresources.has(key));
+  let best: RestMatch | undefined;
+  for (const operation of candidates) {
+    const binding = operation.http as RestBinding;
+    const bound = matchSegments(binding.segments, request.segments);
+    if (bound === undefined) continue;
+    let literalQuery = 0;
+    let ok = true;
+    for (const [key, value] of binding.literalQuery) {
+      const present =
+        value === undefined ? queryKeys.has(key) : request.query.some(([k, v]) => k === key && v === value);
+      if (!present) {
+        ok = false;
+        break;
+      }
+      literalQuery++;
+    }
+    if (!ok) continue;
+    if (!operation.requiredQuery.every((key) => queryKeys.has(key))) continue;
+    const own = (key: string) =>
+      binding.literalQuery.some(([k]) => k === key) || Object.hasOwn(operation.queryMembers, key);
+    if (!subresources.every(own)) continue;
+    if (!operation.requiredHeaders.every((name) => request.headers[name] !== undefined)) continue;
+    const required = operation.requiredQuery.length + operation.requiredHeaders.length;
+    const score =
+      bound.literals * 1_000_000 +
+      bound.singles * 10_000 +
+      literalQuery * 100 +
+      required * 2 -
+      (operation.deprecated ? 1 : 0);
+    if (best === undefined || score > best.score) {
+      best = { service, operation, labels: bound.labels, score };
+    }
+  }
+  return best;
+}
+
+function matchSegments(
+  template: readonly Segment[],
+  path: readonly string[],
+): { labels: Record<string, string>; literals: number; singles: number } | undefined {
+  // A trailing slash is not a segment, except inside a greedy label (S3 key "dir/").
+  const trimmed = path.length > 0 && path[path.length - 1] === "" ? path.slice(0, -1) : path;
+  const labels: Record<string, string> = {};
+  let literals = 0;
+  let singles = 0;
+  for (let i = 0; i < template.length; i++) {
+    const segment = template[i] as Segment;
+    if (segment.kind === "greedy") {
+      if (i !== template.length - 1 || i >= trimmed.length) return undefined;
+      const rest = path.slice(i);
+      if (rest.every((part) => part === "")) return undefined;
+      // Decode per segment so an encoded "%2F" and a literal "/" both end up as "/".
+      labels[segment.name] = rest.map(safeDecode).join("/");
+      return { labels, literals, singles };
+    }
+    const actual = trimmed[i];
+    if (actual === undefined) return undefined;
+    switch (segment.kind) {
+      case "literal":
+        if (safeDecode(actual) !== segment.value) return undefined;
+        literals++;
+        break;
+      case "label":
+        if (actual === "") return undefined;
+        labels[segment.name] = safeDecode(actual);
+        singles++;
+        break;
+      case "pattern": {
+        const m = segment.regex.exec(safeDecode(actual));
+        if (m === null) return undefined;
+        segment.names.forEach((name, j) => {
+          labels[name] = m[j + 1] as string;
+        });
+        literals++;
+        break;
+      }
+    }
+  }
+  return trimmed.length === template.length ? { labels, literals, singles } : undefined;
+}
