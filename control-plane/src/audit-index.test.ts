@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { AuditEventSchema } from "@tollgate/proto";
+import { AuditEventSchema, Decision } from "@tollgate/proto";
 import { auditEventToJson } from "@tollgate/sdk";
+import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditIndex, indexableEvent } from "./audit-index.js";
 
@@ -54,5 +58,61 @@ describe("AuditIndex", () => {
     expect(() => indexableEvent(ev, 1, "{}")).toThrow(/eventID/);
     const ev2 = create(AuditEventSchema, { eventId: "x", eventTime: "yesterday" });
     expect(() => indexableEvent(ev2, 1, "{}")).toThrow(/eventTime/);
+  });
+
+  it("filters by resource ARN, decision and error code, and counts matches", () => {
+    const ev = (n: number, arn: string, decision: Decision, errorCode?: string) => {
+      const e = create(AuditEventSchema, {
+        eventId: `ev-${n}`,
+        eventTime: new Date(1000 * n).toISOString(),
+        eventSource: "s3.amazonaws.com",
+        eventName: "GetObject",
+        userIdentity: { principalId: "alice" },
+        resources: [
+          { arn, type: "AWS::S3::Object" },
+          { arn: "arn:aws:s3:::shared", type: "AWS::S3::Bucket" },
+        ],
+        ...(errorCode === undefined ? {} : { errorCode }),
+        tollgate: { connection: "default", signingName: "s3", decision },
+      });
+      return indexableEvent(e, n, auditEventToJson(e));
+    };
+    expect(
+      index.insertMany([
+        ev(1, "arn:aws:s3:::b/one", Decision.ALLOW),
+        ev(2, "arn:aws:s3:::b/two", Decision.DENY, "AccessDenied"),
+        ev(3, "arn:aws:s3:::b/one", Decision.ALLOW, "NoSuchKey"),
+      ]),
+    ).toBe(3);
+    const seqs = (q: Parameters<AuditIndex["query"]>[0]) => index.query(q).map((r) => r.streamSeq);
+    expect(seqs({ limit: 10, resourceArn: "arn:aws:s3:::b/one" })).toEqual([3, 1]);
+    expect(seqs({ limit: 10, resourceArn: "arn:aws:s3:::shared" })).toEqual([3, 2, 1]);
+    expect(seqs({ limit: 10, resourceArn: "arn:aws:s3:::b/" })).toEqual([]);
+    expect(seqs({ limit: 10, decision: Decision.DENY })).toEqual([2]);
+    expect(seqs({ limit: 10, errorCode: "NoSuchKey" })).toEqual([3]);
+    expect(index.count({ decision: Decision.ALLOW })).toBe(2);
+    expect(index.count({ resourceArn: "arn:aws:s3:::shared", sinceMs: 2000 })).toBe(2);
+  });
+});
+
+describe("AuditIndex schema", () => {
+  it("rebuilds an index written by an older schema and asks for a replay", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tollgate-index-"));
+    try {
+      const path = join(dir, "index.sqlite");
+      const old = new Database(path);
+      old.exec("CREATE TABLE audit_events (event_id TEXT); INSERT INTO audit_events VALUES ('x')");
+      old.pragma("user_version = 1");
+      old.close();
+      const index = new AuditIndex(path);
+      expect(index.created).toBe(true);
+      expect(index.count()).toBe(0);
+      index.close();
+      const again = new AuditIndex(path);
+      expect(again.created).toBe(false);
+      again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,18 +5,24 @@ import Database from "better-sqlite3";
 
 /** Filter for {@link AuditIndex.query}; unset fields match everything. */
 export interface AuditQuery {
-  principal?: string;
-  connection?: string;
+  principal?: string | undefined;
+  connection?: string | undefined;
   /** Signing name (`tollgate.signingName`) or event source prefix (`s3` matches `s3.amazonaws.com`). */
-  service?: string;
+  service?: string | undefined;
   /** Operation (eventName). */
-  operation?: string;
+  operation?: string | undefined;
+  /** Exact resource ARN among the event's `resources`. */
+  resourceArn?: string | undefined;
+  /** `tollgate.decision` enum value (1 allow, 2 deny); 0 or unset matches both. */
+  decision?: number | undefined;
+  /** Exact `errorCode`. */
+  errorCode?: string | undefined;
   /** Inclusive lower bound, Unix ms. */
-  sinceMs?: number;
+  sinceMs?: number | undefined;
   /** Exclusive upper bound, Unix ms. */
-  untilMs?: number;
+  untilMs?: number | undefined;
   /** Return rows strictly older than this position (from the previous page). */
-  after?: AuditCursor;
+  after?: AuditCursor | undefined;
   /** Maximum rows. */
   limit: number;
 }
@@ -41,9 +47,44 @@ export interface IndexableEvent {
   service: string;
   eventSource: string;
   operation: string;
+  /** `tollgate.decision` enum value. */
+  decision: number;
+  /** `errorCode`, "" when none. */
+  errorCode: string;
+  /** `tollgate.edge`. */
+  edge: string;
+  /** `tollgate.sequence` (0 when unchained). */
+  chainSeq: bigint;
+  /** `tollgate.hash` ("" when unchained). */
+  chainHash: string;
+  /** Resource ARNs the event names. */
+  resourceArns: string[];
   streamSeq: number;
   json: string;
 }
+
+/** An edge's last verified chain position, persisted so verification resumes after a restart. */
+export interface ChainHead {
+  edge: string;
+  sequence: bigint;
+  hash: string;
+  eventId: string;
+}
+
+/** An integrity alert as stored in the index. */
+export interface StoredAlert {
+  alertId: string;
+  timeMs: number;
+  edge: string;
+  kind: string;
+  sequence: bigint;
+  eventId: string;
+  detail: string;
+  streamSeq: number;
+}
+
+/** Bump when the schema changes: an index of another version is dropped and rebuilt from the stream. */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -54,13 +95,54 @@ CREATE TABLE IF NOT EXISTS audit_events (
   service       TEXT    NOT NULL,
   event_source  TEXT    NOT NULL,
   operation     TEXT    NOT NULL,
+  decision      INTEGER NOT NULL,
+  error_code    TEXT    NOT NULL,
+  edge          TEXT    NOT NULL,
+  chain_seq     INTEGER NOT NULL,
+  chain_hash    TEXT    NOT NULL,
   stream_seq    INTEGER NOT NULL,
   json          TEXT    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_events_principal ON audit_events (principal, event_time_ms);
-CREATE INDEX IF NOT EXISTS audit_events_connection ON audit_events (connection, event_time_ms);
+CREATE INDEX IF NOT EXISTS audit_events_principal ON audit_events (principal, event_time_ms, stream_seq);
+CREATE INDEX IF NOT EXISTS audit_events_connection ON audit_events (connection, event_time_ms, stream_seq);
 CREATE INDEX IF NOT EXISTS audit_events_service ON audit_events (service, operation, event_time_ms);
-CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events (event_time_ms);
+CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events (event_time_ms, stream_seq);
+CREATE INDEX IF NOT EXISTS audit_events_decision ON audit_events (decision, event_time_ms);
+CREATE INDEX IF NOT EXISTS audit_events_error_code ON audit_events (error_code, event_time_ms) WHERE error_code <> '';
+CREATE TABLE IF NOT EXISTS event_resources (
+  event_id TEXT NOT NULL,
+  arn      TEXT NOT NULL,
+  PRIMARY KEY (arn, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS integrity_heads (
+  edge      TEXT PRIMARY KEY,
+  sequence  INTEGER NOT NULL,
+  hash      TEXT NOT NULL,
+  event_id  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS integrity_alerts (
+  alert_id   TEXT PRIMARY KEY,
+  time_ms    INTEGER NOT NULL,
+  edge       TEXT NOT NULL,
+  kind       TEXT NOT NULL,
+  sequence   INTEGER NOT NULL,
+  event_id   TEXT NOT NULL,
+  detail     TEXT NOT NULL,
+  stream_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS integrity_alerts_time ON integrity_alerts (time_ms);
+CREATE TABLE IF NOT EXISTS integrity_state (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+`;
+
+const DROP = `
+DROP TABLE IF EXISTS audit_events;
+DROP TABLE IF EXISTS event_resources;
+DROP TABLE IF EXISTS integrity_heads;
+DROP TABLE IF EXISTS integrity_alerts;
+DROP TABLE IF EXISTS integrity_state;
 `;
 
 /** Extracts the indexed columns of an event; throws on an event that cannot be indexed. */
@@ -77,6 +159,12 @@ export function indexableEvent(event: AuditEvent, streamSeq: number, json: strin
     service: signingName !== "" ? signingName : (event.eventSource.split(".")[0] ?? ""),
     eventSource: event.eventSource,
     operation: event.eventName,
+    decision: event.tollgate?.decision ?? 0,
+    errorCode: event.errorCode ?? "",
+    edge: event.tollgate?.edge ?? "",
+    chainSeq: event.tollgate?.sequence ?? 0n,
+    chainHash: event.tollgate?.hash ?? "",
+    resourceArns: [...new Set(event.resources.map((r) => r.arn).filter((a) => a !== ""))],
     streamSeq,
     json,
   };
@@ -86,21 +174,27 @@ function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+type Params = Record<string, string | number | bigint>;
+
 /**
- * The audit query index: a SQLite database (WAL) with one row per event id. It is a cache of
- * the JetStream audit stream and can be rebuilt from it; duplicates (same eventID) are ignored.
+ * The audit query index: a SQLite database (WAL) with one row per event id, the resource ARNs
+ * each event names, and the integrity verifier's state (per-edge chain heads, alerts). It is a
+ * cache of the JetStream audit stream and can be rebuilt from it; duplicates (same eventID) are
+ * ignored.
  */
 export class AuditIndex {
   readonly #db: Database.Database;
   readonly #insert: Database.Statement;
-  /** True when this open created the database file (so the ingest should replay the stream). */
+  readonly #insertResource: Database.Statement;
+  readonly #insertTx: (rows: readonly IndexableEvent[]) => number;
+  /** True when this open created the database (new file or schema rebuilt), so the ingest should replay the stream. */
   readonly created: boolean;
 
   /** @param path database file, or `:memory:`. */
   constructor(path: string) {
     const isFile = path !== ":memory:";
-    this.created = !isFile || !existsSync(path);
-    if (isFile && this.created) {
+    let created = !isFile || !existsSync(path);
+    if (isFile && created) {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       // Create it private; SQLite gives the -wal and -shm files the same mode.
       closeSync(openSync(path, "a", 0o600));
@@ -108,23 +202,55 @@ export class AuditIndex {
     this.#db = new Database(path);
     this.#db.pragma("journal_mode = WAL");
     this.#db.pragma("synchronous = NORMAL");
+    const version = this.#db.pragma("user_version", { simple: true }) as number;
+    if (version !== SCHEMA_VERSION) {
+      // An index from an older release (or a new file): rebuild it from the stream.
+      this.#db.exec(DROP);
+      this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      created = true;
+    }
+    this.created = created;
     this.#db.exec(SCHEMA);
     this.#insert = this.#db.prepare(
       `INSERT OR IGNORE INTO audit_events
-         (event_id, event_time_ms, principal, connection, service, event_source, operation, stream_seq, json)
-       VALUES (@eventId, @eventTimeMs, @principal, @connection, @service, @eventSource, @operation, @streamSeq, @json)`,
+         (event_id, event_time_ms, principal, connection, service, event_source, operation,
+          decision, error_code, edge, chain_seq, chain_hash, stream_seq, json)
+       VALUES (@eventId, @eventTimeMs, @principal, @connection, @service, @eventSource, @operation,
+          @decision, @errorCode, @edge, @chainSeq, @chainHash, @streamSeq, @json)`,
     );
+    this.#insertResource = this.#db.prepare("INSERT OR IGNORE INTO event_resources (event_id, arn) VALUES (?, ?)");
+    this.#insertTx = this.#db.transaction((rows: readonly IndexableEvent[]) => {
+      let n = 0;
+      for (const row of rows) if (this.#insertOne(row)) n++;
+      return n;
+    });
+  }
+
+  #insertOne(row: IndexableEvent): boolean {
+    const { resourceArns: _arns, ...columns } = row;
+    if (this.#insert.run(columns).changes !== 1) return false;
+    for (const arn of row.resourceArns) this.#insertResource.run(row.eventId, arn);
+    return true;
   }
 
   /** Inserts an event; returns false when its event id was already indexed. */
   insert(event: IndexableEvent): boolean {
-    return this.#insert.run(event).changes === 1;
+    return this.#insertTx([event]) === 1;
   }
 
-  /** Matching events, newest first (event time, then stream sequence). */
-  query(q: AuditQuery): IndexedEvent[] {
+  /** Inserts many events in one transaction; returns how many were new. */
+  insertMany(events: readonly IndexableEvent[]): number {
+    return this.#insertTx(events);
+  }
+
+  /** Runs `fn` in one transaction (nested calls join it). */
+  transaction<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
+  }
+
+  #where(q: Omit<AuditQuery, "limit">): { sql: string; params: Params } {
     const where: string[] = [];
-    const params: Record<string, string | number> = {};
+    const params: Params = {};
     if (q.principal) {
       where.push("principal = @principal");
       params.principal = q.principal;
@@ -142,6 +268,18 @@ export class AuditIndex {
       where.push("operation = @operation");
       params.operation = q.operation;
     }
+    if (q.resourceArn) {
+      where.push("event_id IN (SELECT event_id FROM event_resources WHERE arn = @resourceArn)");
+      params.resourceArn = q.resourceArn;
+    }
+    if (q.decision) {
+      where.push("decision = @decision");
+      params.decision = q.decision;
+    }
+    if (q.errorCode) {
+      where.push("error_code = @errorCode");
+      params.errorCode = q.errorCode;
+    }
     if (q.sinceMs !== undefined) {
       where.push("event_time_ms >= @sinceMs");
       params.sinceMs = q.sinceMs;
@@ -155,16 +293,101 @@ export class AuditIndex {
       params.afterTime = q.after.eventTimeMs;
       params.afterSeq = q.after.streamSeq;
     }
-    params.limit = q.limit;
-    const sql = `SELECT event_time_ms AS eventTimeMs, stream_seq AS streamSeq, json FROM audit_events
-      ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY event_time_ms DESC, stream_seq DESC LIMIT @limit`;
-    return this.#db.prepare(sql).all(params) as IndexedEvent[];
+    return { sql: where.length > 0 ? `WHERE ${where.join(" AND ")}` : "", params };
   }
 
-  /** Number of indexed events. */
-  count(): number {
-    return (this.#db.prepare("SELECT count(*) AS n FROM audit_events").get() as { n: number }).n;
+  /** Matching events, newest first (event time, then stream sequence). */
+  query(q: AuditQuery): IndexedEvent[] {
+    const { sql, params } = this.#where(q);
+    params.limit = q.limit;
+    return this.#db
+      .prepare(
+        `SELECT event_time_ms AS eventTimeMs, stream_seq AS streamSeq, json FROM audit_events ${sql}
+         ORDER BY event_time_ms DESC, stream_seq DESC LIMIT @limit`,
+      )
+      .all(params) as IndexedEvent[];
+  }
+
+  /** Number of indexed events matching `q` (all events without one); `after` and `limit` are ignored. */
+  count(q: Omit<AuditQuery, "limit" | "after"> = {}): number {
+    const { sql, params } = this.#where(q);
+    return (this.#db.prepare(`SELECT count(*) AS n FROM audit_events ${sql}`).get(params) as { n: number }).n;
+  }
+
+  /** The stored JSON and chain hash of an event, by id. */
+  eventById(eventId: string): { json: string; chainHash: string } | undefined {
+    return this.#db.prepare("SELECT json, chain_hash AS chainHash FROM audit_events WHERE event_id = ?").get(eventId) as
+      | { json: string; chainHash: string }
+      | undefined;
+  }
+
+  /** Every persisted chain head. */
+  chainHeads(): ChainHead[] {
+    const rows = this.#db
+      .prepare("SELECT edge, CAST(sequence AS TEXT) AS sequence, hash, event_id AS eventId FROM integrity_heads")
+      .all() as Array<{ edge: string; sequence: string; hash: string; eventId: string }>;
+    return rows.map((r) => ({ ...r, sequence: BigInt(r.sequence) }));
+  }
+
+  /** Persists an edge's chain head. */
+  setChainHead(head: ChainHead): void {
+    this.#db
+      .prepare(
+        `INSERT INTO integrity_heads (edge, sequence, hash, event_id) VALUES (@edge, @sequence, @hash, @eventId)
+         ON CONFLICT (edge) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, event_id = excluded.event_id`,
+      )
+      .run(head);
+  }
+
+  /** Highest stream sequence the integrity verifier has processed (0 if none). */
+  integrityStreamSeq(): number {
+    const row = this.#db.prepare("SELECT value FROM integrity_state WHERE name = 'stream_seq'").get() as
+      | { value: number }
+      | undefined;
+    return row?.value ?? 0;
+  }
+
+  /** Records the highest stream sequence the integrity verifier has processed. */
+  setIntegrityStreamSeq(streamSeq: number): void {
+    this.#db
+      .prepare(
+        `INSERT INTO integrity_state (name, value) VALUES ('stream_seq', ?)
+         ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`,
+      )
+      .run(streamSeq);
+  }
+
+  /** Stores an integrity alert. */
+  insertAlert(alert: StoredAlert): void {
+    this.#db
+      .prepare(
+        `INSERT OR IGNORE INTO integrity_alerts (alert_id, time_ms, edge, kind, sequence, event_id, detail, stream_seq)
+         VALUES (@alertId, @timeMs, @edge, @kind, @sequence, @eventId, @detail, @streamSeq)`,
+      )
+      .run(alert);
+  }
+
+  /** Stored alerts, newest first. */
+  alerts(q: { edge?: string | undefined; sinceMs?: number | undefined; limit: number }): StoredAlert[] {
+    const where: string[] = [];
+    const params: Params = { limit: q.limit };
+    if (q.edge) {
+      where.push("edge = @edge");
+      params.edge = q.edge;
+    }
+    if (q.sinceMs !== undefined) {
+      where.push("time_ms >= @sinceMs");
+      params.sinceMs = q.sinceMs;
+    }
+    const rows = this.#db
+      .prepare(
+        `SELECT alert_id AS alertId, time_ms AS timeMs, edge, kind, CAST(sequence AS TEXT) AS sequence,
+                event_id AS eventId, detail, stream_seq AS streamSeq
+         FROM integrity_alerts ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY time_ms DESC, stream_seq DESC, rowid DESC LIMIT @limit`,
+      )
+      .all(params) as Array<Omit<StoredAlert, "sequence"> & { sequence: string }>;
+    return rows.map((r) => ({ ...r, sequence: BigInt(r.sequence) }));
   }
 
   close(): void {

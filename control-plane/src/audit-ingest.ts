@@ -1,3 +1,4 @@
+import { fromJsonString } from "@bufbuild/protobuf";
 import {
   AckPolicy,
   type ConsumerMessages,
@@ -8,8 +9,10 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
+import { type Checkpoint, CheckpointSchema, type IntegrityAlert } from "@tollgate/proto";
 import { auditEventFromJson } from "@tollgate/sdk";
 import { type AuditIndex, indexableEvent } from "./audit-index.js";
+import type { AuditIntegrity } from "./audit-integrity.js";
 import type { Logger } from "./logger.js";
 
 /** Options for {@link AuditIngest}. */
@@ -21,15 +24,21 @@ export interface AuditIngestOptions {
   replay: boolean;
   /** Unacknowledged messages the server may hand out at once. */
   maxAckPending?: number;
+  /** Subject prefix: `<prefix>.audit.…` are events, `<prefix>.checkpoint.…` edge checkpoints. */
+  subjectPrefix: string;
+  /** Verifies chains and checkpoints in stream order; without it, checkpoints are skipped. */
+  integrity?: AuditIntegrity | undefined;
 }
 
 /** Delay before an event that failed to insert (index trouble, not a bad event) is redelivered. */
 const RETRY_DELAY_MS = 5_000;
 
 /**
- * Feeds the audit index from JetStream: a durable pull consumer with explicit acks. Each event
- * is acked only after it is in the index; events that cannot be parsed are logged and
- * terminated so they do not block the consumer.
+ * Feeds the audit index from JetStream: a durable pull consumer with explicit acks, handled one
+ * message at a time in stream order. Each event is verified (hash chain, {@link AuditIntegrity})
+ * and indexed in one SQLite transaction and acked only after that; checkpoints are verified
+ * likewise. Messages that cannot be parsed are logged and terminated so they do not block the
+ * consumer.
  */
 export class AuditIngest {
   readonly #js: JetStreamClient;
@@ -84,29 +93,76 @@ export class AuditIngest {
 
   async #run(messages: ConsumerMessages): Promise<void> {
     try {
-      for await (const m of messages) this.#handle(m);
+      for await (const m of messages) await this.#handle(m);
     } catch (err) {
       this.#logger.error({ err, stream: this.#options.stream }, "audit ingest stopped");
     }
   }
 
-  #handle(m: JsMsg): void {
+  async #handle(m: JsMsg): Promise<void> {
+    const prefix = this.#options.subjectPrefix;
+    if (m.subject.startsWith(`${prefix}.checkpoint.`)) {
+      await this.#handleCheckpoint(m);
+    } else if (m.subject.startsWith(`${prefix}.audit.`)) {
+      this.#handleEvent(m);
+    } else {
+      m.ack();
+    }
+  }
+
+  async #handleCheckpoint(m: JsMsg): Promise<void> {
+    const integrity = this.#options.integrity;
+    let checkpoint: Checkpoint;
+    try {
+      checkpoint = fromJsonString(CheckpointSchema, m.string(), { ignoreUnknownFields: true });
+    } catch (err) {
+      this.#logger.warn({ err, subject: m.subject, streamSeq: m.seq }, "dropping malformed checkpoint");
+      m.term();
+      return;
+    }
+    if (integrity === undefined) {
+      m.ack();
+      return;
+    }
+    let alerts: IntegrityAlert[];
+    try {
+      await integrity.prepareCheckpoint(checkpoint);
+      alerts = this.#index.transaction(() => integrity.checkCheckpoint(checkpoint, m.seq));
+    } catch (err) {
+      this.#logger.error({ err, streamSeq: m.seq }, "cannot verify checkpoint; will retry");
+      m.nak(RETRY_DELAY_MS);
+      return;
+    }
+    integrity.emit(alerts);
+    m.ack();
+  }
+
+  #handleEvent(m: JsMsg): void {
     const json = m.string();
+    let event: ReturnType<typeof auditEventFromJson>;
     let row: ReturnType<typeof indexableEvent>;
     try {
-      row = indexableEvent(auditEventFromJson(json), m.seq, json);
+      event = auditEventFromJson(json);
+      row = indexableEvent(event, m.seq, json);
     } catch (err) {
       this.#logger.warn({ err, subject: m.subject, streamSeq: m.seq }, "dropping malformed audit event");
       m.term();
       return;
     }
+    const integrity = this.#options.integrity;
+    let alerts: IntegrityAlert[] = [];
     try {
-      if (this.#index.insert(row)) this.#indexed++;
+      const inserted = this.#index.transaction(() => {
+        if (integrity !== undefined) alerts = integrity.checkEvent(event, m.seq);
+        return this.#index.insert(row);
+      });
+      if (inserted) this.#indexed++;
     } catch (err) {
       this.#logger.error({ err, streamSeq: m.seq }, "cannot index audit event; will retry");
       m.nak(RETRY_DELAY_MS);
       return;
     }
+    integrity?.emit(alerts);
     m.ack();
   }
 

@@ -56,18 +56,23 @@ export function createAuditServiceImpl(deps: AuditServiceDeps): ServiceImpl<type
       if (req.pageSize < 0) throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
       const pageSize = Math.min(req.pageSize === 0 ? DEFAULT_AUDIT_PAGE_SIZE : req.pageSize, MAX_AUDIT_PAGE_SIZE);
       const f = req.filter;
-      const rows = await withInfra(
+      const where = {
+        principal: f?.principal,
+        connection: f?.connection,
+        service: f?.service,
+        operation: f?.operation,
+        resourceArn: f?.resourceArn,
+        decision: f?.decision,
+        errorCode: f?.errorCode,
+        ...timeBounds(f),
+      };
+      const after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
+      const { rows, total } = await withInfra(
         "audit-index",
-        () =>
-          index.query({
-            principal: f?.principal,
-            connection: f?.connection,
-            service: f?.service,
-            operation: f?.operation,
-            ...timeBounds(f),
-            after: req.pageToken === "" ? undefined : decodePageToken(req.pageToken),
-            limit: pageSize + 1,
-          }),
+        () => ({
+          rows: index.query({ ...where, after, limit: pageSize + 1 }),
+          total: req.includeTotalCount ? index.count(where) : 0,
+        }),
         logger,
       );
       const page = rows.slice(0, pageSize);
@@ -75,6 +80,34 @@ export function createAuditServiceImpl(deps: AuditServiceDeps): ServiceImpl<type
       return {
         events: page.map((r) => auditEventFromJson(r.json)),
         nextPageToken: rows.length > pageSize && last !== undefined ? encodePageToken(last) : "",
+        totalCount: BigInt(total),
+      };
+    },
+
+    async listAlerts(req) {
+      if (req.pageSize < 0) throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
+      const limit = Math.min(req.pageSize === 0 ? DEFAULT_AUDIT_PAGE_SIZE : req.pageSize, MAX_AUDIT_PAGE_SIZE);
+      const rows = await withInfra(
+        "audit-index",
+        () =>
+          index.alerts({
+            edge: req.edge,
+            sinceMs: req.since === undefined ? undefined : timestampMs(req.since),
+            limit,
+          }),
+        logger,
+      );
+      return {
+        alerts: rows.map((a) => ({
+          alertId: a.alertId,
+          time: new Date(a.timeMs).toISOString(),
+          edge: a.edge,
+          kind: a.kind,
+          sequence: a.sequence,
+          eventId: a.eventId,
+          detail: a.detail,
+          streamSequence: BigInt(a.streamSeq),
+        })),
       };
     },
 

@@ -8,7 +8,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from "@nats-io/jetstream";
-import { auditStreamSubject, TollgateError } from "@tollgate/sdk";
+import { auditCheckpointStreamSubject, auditStreamSubject, TollgateError } from "@tollgate/sdk";
 import type { Logger } from "./logger.js";
 
 /** Options for {@link ensureAuditStream}. */
@@ -26,7 +26,7 @@ export interface AuditStreamOptions {
 const NS_PER_MS = 1_000_000;
 
 /**
- * Creates the audit stream, or brings an existing one's compatible fields up to date, then
+ * Creates the audit stream (events and edges' checkpoints), or brings an existing one's compatible fields up to date, then
  * reads back what the server applied. The stream is append-only from clients' point of view:
  * `deny_delete` and `deny_purge` are required, and start-up fails if the server did not apply
  * them.
@@ -37,6 +37,7 @@ export async function ensureAuditStream(
   logger: Logger,
 ): Promise<StreamInfo> {
   const subject = auditStreamSubject(options.subjectPrefix);
+  const wantedSubjects = [subject, auditCheckpointStreamSubject(options.subjectPrefix)];
   const wanted = {
     duplicate_window: options.duplicateWindowMs * NS_PER_MS,
     max_age: options.maxAgeMs * NS_PER_MS,
@@ -55,7 +56,7 @@ export async function ensureAuditStream(
   if (existing === undefined) {
     info = await jsm.streams.add({
       name: options.stream,
-      subjects: [subject],
+      subjects: wantedSubjects,
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
@@ -63,9 +64,10 @@ export async function ensureAuditStream(
     });
     logger.info({ stream: options.stream, subject }, "created audit stream");
   } else {
-    const subjects = existing.config.subjects.includes(subject)
-      ? existing.config.subjects
-      : [...existing.config.subjects, subject];
+    const subjects = [
+      ...existing.config.subjects,
+      ...wantedSubjects.filter((s) => !existing.config.subjects.includes(s)),
+    ];
     info = await jsm.streams.update(options.stream, { ...existing.config, subjects, ...wanted });
     if (existing.config.storage !== StorageType.File) {
       logger.warn({ stream: options.stream, storage: existing.config.storage }, "audit stream is not file-backed");
@@ -77,7 +79,7 @@ export async function ensureAuditStream(
   const problems: string[] = [];
   if (!applied.deny_delete) problems.push("deny_delete");
   if (!applied.deny_purge) problems.push("deny_purge");
-  if (!applied.subjects.includes(subject)) problems.push(`subjects (${subject})`);
+  for (const s of wantedSubjects) if (!applied.subjects.includes(s)) problems.push(`subjects (${s})`);
   if (problems.length > 0) {
     throw new TollgateError(
       "ERR_CONFIG",

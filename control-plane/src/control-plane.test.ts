@@ -353,7 +353,7 @@ describe("audit", () => {
     expect(info.config.deny_delete).toBe(true);
     expect(info.config.deny_purge).toBe(true);
     expect(info.config.duplicate_window).toBe(120_000 * 1_000_000);
-    expect(info.config.subjects).toEqual([`${subjectPrefix}.audit.>`]);
+    expect(info.config.subjects).toEqual([`${subjectPrefix}.audit.>`, `${subjectPrefix}.checkpoint.>`]);
     expect(info.config.storage).toBe("file");
     expect(info.config.max_age).toBe(0);
   });

@@ -1,12 +1,14 @@
+import { toJsonString } from "@bufbuild/protobuf";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { AuditService, ConnectionService, CredentialService, EdgeService } from "@tollgate/proto";
-import { TollgateError } from "@tollgate/sdk";
+import { AuditService, ConnectionService, CredentialService, EdgeService, IntegrityAlertSchema } from "@tollgate/proto";
+import { auditAlertSubject, TollgateError } from "@tollgate/sdk";
 import { Redis } from "ioredis";
 import { ApiServer, type ApiServerAddress, type DualHandler } from "./api-server.js";
 import { AuditIndex } from "./audit-index.js";
 import { AuditIngest } from "./audit-ingest.js";
+import { AuditIntegrity } from "./audit-integrity.js";
 import { createAuditServiceImpl } from "./audit-service.js";
 import { ensureAuditStream } from "./audit-stream.js";
 import { ConnectionRegistry } from "./connection-registry.js";
@@ -18,6 +20,7 @@ import {
 } from "./control-plane-options.js";
 import { CredentialIssuer } from "./credential-issuer.js";
 import { createCredentialServiceImpl } from "./credential-service.js";
+import { EdgeKeyRegistry } from "./edge-key-registry.js";
 import { createEdgeServiceImpl } from "./edge-service.js";
 import { createErrorMappingInterceptor } from "./infra-error.js";
 import { SecretBox } from "./secret-box.js";
@@ -50,6 +53,7 @@ export class ControlPlane {
   #nc: NatsConnection | undefined;
   #index: AuditIndex | undefined;
   #ingest: AuditIngest | undefined;
+  #integrity: AuditIntegrity | undefined;
   #server: ApiServer | undefined;
   #registry: ConnectionRegistry | undefined;
   #closing: Promise<void> | undefined;
@@ -87,6 +91,12 @@ export class ControlPlane {
     return this.#index;
   }
 
+  /** The audit chain verifier (after start). */
+  get auditIntegrity(): AuditIntegrity {
+    if (this.#integrity === undefined) throw new Error("control plane not started");
+    return this.#integrity;
+  }
+
   /**
    * Starts everything. Throws {@link TollgateError} `ERR_UNREACHABLE` (message names the URL)
    * when NATS or Redis cannot be reached, `ERR_CONFIG` for bad state or stream config. On
@@ -117,11 +127,28 @@ export class ControlPlane {
       );
 
       this.#index = new AuditIndex(o.indexPath);
+      const edgeKeys = new EdgeKeyRegistry(this.#redis, o.redisPrefix);
+      const nc = this.#nc;
+      this.#integrity = new AuditIntegrity(this.#index, edgeKeys, log, {
+        onAlert: (alert) => {
+          if (nc.isClosed()) return;
+          nc.publish(
+            auditAlertSubject(o.auditSubjectPrefix, alert.edge),
+            toJsonString(IntegrityAlertSchema, alert, { alwaysEmitImplicit: true }),
+          );
+        },
+      });
       this.#ingest = new AuditIngest(
         js,
         jsm,
         this.#index,
-        { stream: o.auditStream, consumerName: o.auditIndexConsumer, replay: this.#index.created },
+        {
+          stream: o.auditStream,
+          consumerName: o.auditIndexConsumer,
+          replay: this.#index.created,
+          subjectPrefix: o.auditSubjectPrefix,
+          integrity: this.#integrity,
+        },
         log,
       );
       await this.#ingest.start();
@@ -148,6 +175,7 @@ export class ControlPlane {
               registry,
               state.credentialKeys,
               { stream: o.auditStream, subjectPrefix: o.auditSubjectPrefix },
+              edgeKeys,
               log,
             ),
           );

@@ -4,10 +4,12 @@
  */
 export type { ApiServerAddress, DualHandler } from "./api-server.js";
 export { ApiServer } from "./api-server.js";
-export type { AuditCursor, AuditQuery, IndexableEvent, IndexedEvent } from "./audit-index.js";
+export type { AuditCursor, AuditQuery, ChainHead, IndexableEvent, IndexedEvent, StoredAlert } from "./audit-index.js";
 export { AuditIndex, indexableEvent } from "./audit-index.js";
 export type { AuditIngestOptions } from "./audit-ingest.js";
 export { AuditIngest } from "./audit-ingest.js";
+export type { AuditIntegrityOptions } from "./audit-integrity.js";
+export { AuditIntegrity } from "./audit-integrity.js";
 export { DEFAULT_AUDIT_PAGE_SIZE, decodePageToken, encodePageToken, MAX_AUDIT_PAGE_SIZE } from "./audit-service.js";
 export type { AuditStreamOptions } from "./audit-stream.js";
 export { ensureAuditStream } from "./audit-stream.js";
@@ -23,6 +25,8 @@ export {
   MIN_CREDENTIAL_TTL_SEC,
   PRINCIPAL_PATTERN,
 } from "./credential-issuer.js";
+export type { EdgeKeyRecord } from "./edge-key-registry.js";
+export { EDGE_NAME_PATTERN, EdgeKeyError, EdgeKeyRegistry } from "./edge-key-registry.js";
 export type { InfraComponent } from "./infra-error.js";
 export { toConnectError } from "./infra-error.js";
 export type { Logger } from "./logger.js";

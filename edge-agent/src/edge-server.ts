@@ -3,26 +3,37 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
 import * as https from "node:https";
 import { pipeline } from "node:stream";
+import type { AuditEvent } from "@tollgate/proto";
 import { type GatewayCredentialClaims, openSessionToken, TollgateError } from "@tollgate/sdk";
 import { decideAccess } from "./access-policy.js";
-import type { AuditPublisher } from "./audit-publisher.js";
 import { buildAuditEvent, type CallRecord } from "./audit-record.js";
+import { type AuditRecorder, AuditUnavailableError, type CallHandle } from "./audit-recorder.js";
 import { type Classification, classifyRequest } from "./aws-classifier.js";
-import { type EdgeErrorKind, edgeError } from "./aws-errors.js";
+import { type EdgeErrorKind, edgeError, renderAwsError } from "./aws-errors.js";
 import { parseAwsResponse, upstreamRequestId } from "./aws-response-parser.js";
 import type { EdgeConfigSnapshot } from "./edge-config.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { PayloadHashGuard } from "./payload-hash-guard.js";
+import { PayloadHashGuard, PayloadHashMismatch } from "./payload-hash-guard.js";
 import {
+  type ChunkSigningContext,
+  SIGNED_CHUNK_PAYLOADS,
+  SignedChunkError,
+  SignedChunkResigner,
+} from "./signed-chunk-resigner.js";
+import {
+  credentialScope,
+  PRESIGN_QUERY_PARAMS,
   parseRawQuery,
   parseSigV4Authorization,
+  parseSigV4Query,
   SigningKeyCache,
   type SigV4Authorization,
   SigV4Problem,
   verifySigV4,
 } from "./sigv4-verifier.js";
 import { resolveUpstreamTarget } from "./upstream-endpoint.js";
-import { createUpstreamSigner } from "./upstream-signer.js";
+import { upstreamPath, upstreamVirtualHost } from "./upstream-request-path.js";
+import { UpstreamSignerCache } from "./upstream-signer.js";
 
 /** Options for {@link createEdgeRequestHandler}. */
 export interface EdgeServerOptions {
@@ -33,7 +44,8 @@ export interface EdgeServerOptions {
    * resolves when done. Default: no-op.
    */
   refreshConfig?: () => Promise<void>;
-  publisher: AuditPublisher;
+  /** Durable audit: journals each call before it is forwarded and ships it to JetStream. */
+  recorder: AuditRecorder;
   /** Name recorded in every event's `tollgate.edge`. */
   edgeName: string;
   logger?: Logger;
@@ -43,6 +55,8 @@ export interface EdgeServerOptions {
   responseCaptureBytes?: number;
   /** Upstream request timeout in milliseconds. Default 120000. */
   upstreamTimeoutMs?: number;
+  /** Largest chunk of a signed aws-chunked body (one chunk is held while its signature is checked). Default 16 MiB. */
+  maxChunkBytes?: number;
 }
 
 type ResolvedOptions = Required<EdgeServerOptions>;
@@ -53,6 +67,7 @@ function resolveEdgeServerOptions(o: EdgeServerOptions): ResolvedOptions {
     maxBufferedBodyBytes: 16 * 1024 * 1024,
     responseCaptureBytes: 64 * 1024,
     upstreamTimeoutMs: 120_000,
+    maxChunkBytes: 16 * 1024 * 1024,
     refreshConfig: () => Promise.resolve(),
     ...o,
   };
@@ -85,6 +100,15 @@ const DROP_RESPONSE_HEADERS = new Set(["connection", "keep-alive", "transfer-enc
 /** Payload modes S3 clients declare in `x-amz-content-sha256`. */
 const UNSIGNED_PAYLOADS = new Set(["UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"]);
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
+
+const REFUSAL_OF_PROBLEM: Readonly<Record<SigV4Problem["code"], EdgeErrorKind>> = {
+  missing: "missing-auth",
+  malformed: "malformed-auth",
+  skewed: "clock-skew",
+  // A presigned URL past X-Amz-Expires: S3 answers AccessDenied "Request has expired".
+  expired: "access-denied",
+  mismatch: "signature-mismatch",
+};
 
 class EdgeRefusal extends Error {
   constructor(
@@ -123,11 +147,17 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
 /** Per-call state, filled in as the call moves along the path. */
 interface Call {
   eventId: string;
+  /** Set once the intent is journaled; the final event completes it. */
+  handle?: CallHandle;
   startedAt: number;
   eventTimeMs: number;
   rawPath: string;
   rawQuery: string;
+  /** Client sent `Expect: 100-continue`: answer `100 Continue` only once the call is authenticated. */
+  expectsContinue: boolean;
   auth?: SigV4Authorization;
+  /** Date of the verified signature (seeds chunk signatures). */
+  amzDate?: string;
   claims?: GatewayCredentialClaims;
   authenticated: boolean;
   classification?: Classification;
@@ -152,6 +182,7 @@ export function createEdgeRequestHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const o = resolveEdgeServerOptions(options);
   const signingKeys = new SigningKeyCache();
+  const upstreamSigners = new UpstreamSignerCache();
   const agents = {
     "http:": new http.Agent({ keepAlive: true, maxSockets: 256 }),
     "https:": new https.Agent({ keepAlive: true, maxSockets: 256 }),
@@ -171,7 +202,7 @@ export function createEdgeRequestHandler(
     });
   }
 
-  function finish(call: Call, req: IncomingMessage, config: EdgeConfigSnapshot | undefined): void {
+  function buildEvent(call: Call, req: IncomingMessage, config: EdgeConfigSnapshot | undefined): AuditEvent {
     const classification = call.classification ?? classify(req, call, config);
     const connection = call.claims !== undefined ? config?.connections.get(call.claims.connection) : undefined;
     const record: CallRecord = {
@@ -200,13 +231,14 @@ export function createEdgeRequestHandler(
       responseElements: call.responseElements,
       traceId: "",
     };
-    const event = buildAuditEvent(record);
-    const prefix = config?.auditSubjectPrefix ?? "";
-    if (prefix === "") {
-      o.logger.error({ eventID: call.eventId }, "no audit subject prefix configured; event dropped");
-      return;
-    }
-    void o.publisher.publish(prefix, event);
+    return buildAuditEvent(record);
+  }
+
+  /** Records the call's final event: the completion of its journaled intent, or a refusal. */
+  function finish(call: Call, req: IncomingMessage, config: EdgeConfigSnapshot | undefined): void {
+    const event = buildEvent(call, req, config);
+    if (call.handle !== undefined) void o.recorder.complete(call.handle, event);
+    else void o.recorder.record(event);
   }
 
   function refuse(
@@ -225,13 +257,15 @@ export function createEdgeRequestHandler(
     call.errorCode = codeOf(rendered.body, rendered.headers) ?? err.kind;
     call.errorMessage = err.message;
     if (!res.headersSent) {
+      // A client waiting for 100 Continue never sends its body: don't read a next request from it.
+      if (call.expectsContinue && !req.readableEnded) res.shouldKeepAlive = false;
       res.writeHead(rendered.status, rendered.headers);
       res.end(req.method === "HEAD" ? undefined : rendered.body);
     } else {
       res.destroy();
     }
     // Drain what the client still sends so the socket can be reused.
-    if (!req.readableEnded) req.resume();
+    if (!req.readableEnded && !call.expectsContinue) req.resume();
     finish(call, req, config);
   }
 
@@ -244,6 +278,7 @@ export function createEdgeRequestHandler(
       eventTimeMs: Date.now(),
       rawPath: q === -1 ? url : url.slice(0, q),
       rawQuery: q === -1 ? "" : url.slice(q + 1),
+      expectsContinue: owesContinue.has(req),
       authenticated: false,
       bytesIn: 0,
       bytesOut: 0,
@@ -263,13 +298,16 @@ export function createEdgeRequestHandler(
       // 1. Verify: who is calling?
       let authProblem: SigV4Problem | undefined;
       try {
-        call.auth = parseSigV4Authorization(header(req, "authorization"));
+        const authorization = header(req, "authorization");
+        call.auth =
+          (authorization === undefined ? parseSigV4Query(call.rawQuery) : undefined) ??
+          parseSigV4Authorization(authorization);
       } catch (err) {
         if (!(err instanceof SigV4Problem)) throw err;
         authProblem = err;
       }
       if (call.auth !== undefined) {
-        const token = header(req, "x-amz-security-token");
+        const token = call.auth.securityToken ?? header(req, "x-amz-security-token");
         if (token !== undefined && config !== undefined) {
           call.claims = openToken(token, config);
           // A key or connection this edge hasn't seen yet: fetch fresher config once.
@@ -283,38 +321,60 @@ export function createEdgeRequestHandler(
           }
         }
       }
+      const checkCredential = (): {
+        claims: GatewayCredentialClaims;
+        auth: SigV4Authorization;
+        config: EdgeConfigSnapshot;
+      } => {
+        if (config === undefined) {
+          throw new EdgeRefusal("unavailable", "no-config", "Tollgate edge has no configuration yet; try again.");
+        }
+        if (authProblem !== undefined || call.auth === undefined) {
+          const p = authProblem ?? new SigV4Problem("missing", "Request is missing Authentication Token");
+          throw new EdgeRefusal(p.code === "missing" ? "missing-auth" : "malformed-auth", `auth-${p.code}`, p.message);
+        }
+        const claims = call.claims;
+        if (claims === undefined || claims.accessKeyId !== call.auth.accessKeyId) {
+          call.claims = undefined;
+          throw new EdgeRefusal(
+            "unknown-access-key",
+            "unknown-access-key",
+            call.auth.service === "s3"
+              ? "The AWS Access Key Id you provided does not exist in our records."
+              : "The security token included in the request is invalid.",
+          );
+        }
+        if (claims.expiresAtSec * 1000 <= Date.now()) {
+          throw new EdgeRefusal(
+            "expired-token",
+            "expired-token",
+            "The security token included in the request is expired",
+          );
+        }
+        // The token must be covered by the signature (a presigned URL's query is signed whole).
+        if (call.auth.form === "header" && !call.auth.signedHeaders.includes("x-amz-security-token")) {
+          throw new EdgeRefusal(
+            "malformed-auth",
+            "auth-unsigned-token",
+            "x-amz-security-token must be a signed header when temporary credentials are used.",
+          );
+        }
+        return { claims, auth: call.auth, config };
+      };
       if (call.auth?.service !== "s3") {
+        // Non-S3 bodies are read before verification (their hash is signed): a client waiting
+        // for 100 Continue gets it once its credential checked out.
+        if (call.expectsContinue) {
+          checkCredential();
+          res.writeContinue();
+        }
         call.body = await readBody(req, o.maxBufferedBodyBytes);
         call.bytesIn = call.body.length;
       }
       // 2. Classify: which service, operation, resources?
       call.classification = classify(req, call, config);
 
-      if (config === undefined) {
-        throw new EdgeRefusal("unavailable", "no-config", "Tollgate edge has no configuration yet; try again.");
-      }
-      if (authProblem !== undefined || call.auth === undefined) {
-        const p = authProblem ?? new SigV4Problem("missing", "Request is missing Authentication Token");
-        throw new EdgeRefusal(p.code === "missing" ? "missing-auth" : "malformed-auth", `auth-${p.code}`, p.message);
-      }
-      const claims = call.claims;
-      if (claims === undefined || claims.accessKeyId !== call.auth.accessKeyId) {
-        call.claims = undefined;
-        throw new EdgeRefusal(
-          "unknown-access-key",
-          "unknown-access-key",
-          call.auth.service === "s3"
-            ? "The AWS Access Key Id you provided does not exist in our records."
-            : "The security token included in the request is invalid.",
-        );
-      }
-      if (claims.expiresAtSec * 1000 <= Date.now()) {
-        throw new EdgeRefusal(
-          "expired-token",
-          "expired-token",
-          "The security token included in the request is expired",
-        );
-      }
+      const { claims, auth, config: checkedConfig } = checkCredential();
       let payloadHash: string;
       const declared = header(req, "x-amz-content-sha256");
       if (call.body !== undefined) {
@@ -327,6 +387,9 @@ export function createEdgeRequestHandler(
           );
         }
         if (declared !== undefined) payloadHash = declared;
+      } else if (auth.form === "query" && declared === undefined) {
+        // S3 presigned URLs sign no payload.
+        payloadHash = "UNSIGNED-PAYLOAD";
       } else {
         if (declared === undefined) {
           throw new EdgeRefusal(
@@ -335,7 +398,7 @@ export function createEdgeRequestHandler(
             "Missing required header for this request: x-amz-content-sha256",
           );
         }
-        if (!UNSIGNED_PAYLOADS.has(declared) && !HEX_SHA256.test(declared)) {
+        if (!UNSIGNED_PAYLOADS.has(declared) && !HEX_SHA256.test(declared) && !SIGNED_CHUNK_PAYLOADS.has(declared)) {
           throw new EdgeRefusal(
             "not-implemented",
             "payload-mode-not-implemented",
@@ -345,8 +408,8 @@ export function createEdgeRequestHandler(
         payloadHash = declared;
       }
       try {
-        verifySigV4(
-          call.auth,
+        call.amzDate = verifySigV4(
+          auth,
           {
             method: req.method ?? "GET",
             rawPath: call.rawPath,
@@ -357,15 +420,11 @@ export function createEdgeRequestHandler(
           },
           claims.secretAccessKey,
           signingKeys,
-          { maxSkewMs: (call.auth.service === "s3" ? 15 : 5) * 60_000 },
+          { maxSkewMs: (auth.service === "s3" ? 15 : 5) * 60_000 },
         );
       } catch (err) {
         if (!(err instanceof SigV4Problem)) throw err;
-        throw new EdgeRefusal(
-          err.code === "skewed" ? "clock-skew" : err.code === "malformed" ? "malformed-auth" : "signature-mismatch",
-          `signature-${err.code}`,
-          err.message,
-        );
+        throw new EdgeRefusal(REFUSAL_OF_PROBLEM[err.code], `signature-${err.code}`, err.message);
       }
       call.authenticated = true;
 
@@ -373,15 +432,29 @@ export function createEdgeRequestHandler(
       const decision = decideAccess({
         claims,
         classification: call.classification,
-        config,
-        auditHealthy: o.publisher.healthy,
+        config: checkedConfig,
+        auditHealthy: o.recorder.healthy || o.recorder.failOpenFor(claims.connection),
       });
       if (!decision.allow) throw new EdgeRefusal(decision.kind, decision.reason, decision.message);
       call.allowed = true;
       call.reason = "allowed";
 
-      // 4. Forward (re-signed with the connection's upstream credentials) and stream back.
-      await forward(req, res, call, config, claims);
+      // 4. Record, durably, before acting: the intent is fsynced to the journal or the call is refused.
+      try {
+        call.handle = await o.recorder.begin(buildEvent(call, req, checkedConfig));
+      } catch (err) {
+        if (!(err instanceof AuditUnavailableError)) throw err;
+        call.allowed = false;
+        throw new EdgeRefusal(
+          "unavailable",
+          "audit-unavailable",
+          "Tollgate cannot record this call right now; refusing it.",
+        );
+      }
+      if (call.expectsContinue && call.body === undefined) res.writeContinue();
+
+      // 5. Forward (re-signed with the connection's upstream credentials) and stream back.
+      await forward(req, res, call, checkedConfig, claims);
     } catch (err) {
       if (err instanceof EdgeRefusal) {
         refuse(req, res, call, config, err);
@@ -414,6 +487,14 @@ export function createEdgeRequestHandler(
       return Promise.reject(new EdgeRefusal("access-denied", "unknown-connection", "Unknown connection."));
     }
     const target = resolveUpstreamTarget(connection.upstreamEndpoint, auth.service, auth.region);
+    // Virtual-hosted S3 (HTTPS proxy mode): path-style to an endpoint; the bucket's own host on AWS.
+    const clientHost = header(req, "host") ?? "";
+    const virtualHost = upstreamVirtualHost(clientHost, auth.service, connection.upstreamEndpoint);
+    if (virtualHost !== undefined) {
+      target.hostname = virtualHost;
+      target.host = virtualHost;
+    }
+    const rawPath = upstreamPath(call.rawPath, clientHost, auth.service, connection.upstreamEndpoint);
     const headers: Record<string, string> = {};
     for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
       const name = (req.rawHeaders[i] as string).toLowerCase();
@@ -425,12 +506,14 @@ export function createEdgeRequestHandler(
     if (call.body !== undefined) {
       headers["content-length"] = String(call.body.length);
     }
-    const query: Record<string, string | string[]> = {};
-    for (const [k, v] of parseRawQuery(call.rawQuery)) {
-      const prev = query[k];
-      query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    if (auth.form === "query" && auth.service === "s3" && headers["x-amz-content-sha256"] === undefined) {
+      // Upstream gets header-form SigV4, for which S3 wants the payload mode named.
+      headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
     }
-    const signer = createUpstreamSigner(connection.credentials, auth.service, target.signingRegion);
+    // A presigned URL's auth parameters stay here: upstream is signed in header form.
+    const upstreamQuery = auth.form === "query" ? withoutPresignParams(call.rawQuery) : call.rawQuery;
+    const payloadMode = headers["x-amz-content-sha256"] ?? "";
+    const signer = upstreamSigners.get(connection.credentials, auth.service, target.signingRegion);
     return signer
       .sign(
         {
@@ -438,8 +521,8 @@ export function createEdgeRequestHandler(
           protocol: target.protocol,
           hostname: target.hostname,
           port: target.port,
-          path: call.rawPath,
-          query,
+          path: rawPath,
+          query: signerQuery(upstreamQuery),
           headers,
           ...(call.body !== undefined ? { body: call.body } : {}),
         },
@@ -447,12 +530,34 @@ export function createEdgeRequestHandler(
       )
       .then((signed) => {
         const outHeaders: Record<string, string> = signed.headers;
+        // Signed chunks are re-signed on the upstream chain, seeded by the upstream header signature.
+        const resigner = SIGNED_CHUNK_PAYLOADS.has(payloadMode)
+          ? new SignedChunkResigner({
+              client: {
+                signingKey: signingKeys.get(claims.secretAccessKey, auth.scopeDate, auth.region, auth.service),
+                amzDate: call.amzDate ?? "",
+                scope: credentialScope(auth),
+                seedSignature: auth.signature,
+              },
+              upstream: upstreamChunkContext(
+                outHeaders,
+                connection.credentials.secretAccessKey,
+                target.signingRegion,
+                auth.service,
+              ),
+              trailer: payloadMode.endsWith("-TRAILER"),
+              maxChunkBytes: o.maxChunkBytes,
+              ...(headers["x-amz-decoded-content-length"] !== undefined
+                ? { decodedContentLength: Number(headers["x-amz-decoded-content-length"]) }
+                : {}),
+            })
+          : undefined;
         return new Promise<void>((resolve) => {
           const upstreamReq = (target.protocol === "http:" ? http : https).request({
             method: req.method,
             host: target.hostname,
             port: target.port,
-            path: call.rawQuery === "" ? call.rawPath : `${call.rawPath}?${call.rawQuery}`,
+            path: upstreamQuery === "" ? rawPath : `${rawPath}?${upstreamQuery}`,
             headers: outHeaders,
             agent: agents[target.protocol],
             timeout: o.upstreamTimeoutMs,
@@ -485,13 +590,39 @@ export function createEdgeRequestHandler(
             }
             done();
           };
+          /** The streamed body failed a check: upstream never gets the rest, the client gets S3's error. */
+          const refuseBody = (err: Error): void => {
+            if (settled) return;
+            const [code, status, reason] =
+              err instanceof SignedChunkError
+                ? [err.code, err.status, "chunk-signature-mismatch"]
+                : err instanceof PayloadHashMismatch
+                  ? [err.code, 400, "payload-hash-mismatch"]
+                  : ["IncompleteBody", 400, "body-error"];
+            upstreamReq.destroy();
+            call.allowed = false;
+            call.reason = reason;
+            call.errorCode = code;
+            call.errorMessage = err.message;
+            if (!res.headersSent) {
+              const rendered = renderAwsError("restXml", {
+                code,
+                message: err.message,
+                status,
+                requestId: call.eventId,
+              });
+              call.httpStatus = status;
+              res.setHeader("connection", "close");
+              res.writeHead(status, rendered.headers);
+              res.end(rendered.body);
+            } else {
+              res.destroy();
+            }
+            done();
+          };
           upstreamReq.on("timeout", () => upstreamReq.destroy(new Error("upstream timeout")));
           upstreamReq.on("error", (err) => {
-            if (call.errorCode === "XAmzContentSHA256Mismatch") {
-              failUpstream("XAmzContentSHA256Mismatch", call.errorMessage ?? "", 400);
-            } else {
-              failUpstream("UpstreamUnavailable", `Upstream AWS endpoint failed: ${err.message}`, 503);
-            }
+            failUpstream("UpstreamUnavailable", `Upstream AWS endpoint failed: ${err.message}`, 503);
           });
           upstreamReq.on("response", (up) => {
             call.httpStatus = up.statusCode ?? 502;
@@ -546,30 +677,30 @@ export function createEdgeRequestHandler(
             upstreamReq.end(call.body);
             return;
           }
-          // S3: stream the body; a signed hash is checked before the last chunk is released.
-          const declared = header(req, "x-amz-content-sha256") ?? "";
-          if (HEX_SHA256.test(declared)) {
-            const guard = new PayloadHashGuard(declared);
-            pipeline(req, guard, upstreamReq, (err) => {
-              call.bytesIn = guard.bytes;
-              if (
-                err !== undefined &&
-                err !== null &&
-                (err as { code?: string }).code === "XAmzContentSHA256Mismatch"
-              ) {
-                call.errorCode = "XAmzContentSHA256Mismatch";
-                call.errorMessage = err.message;
-                call.allowed = false;
-                call.reason = "payload-hash-mismatch";
-                upstreamReq.destroy(err);
-              }
-            });
-          } else {
+          // S3 streams. A signed hash is checked before the last piece is released; signed
+          // chunks are checked and re-signed one by one; unsigned bodies pass byte for byte.
+          const guard = resigner ?? (HEX_SHA256.test(payloadMode) ? new PayloadHashGuard(payloadMode) : undefined);
+          if (guard === undefined) {
             req.on("data", (chunk: Buffer) => {
               call.bytesIn += chunk.length;
             });
             pipeline(req, upstreamReq, () => {});
+            return;
           }
+          // Not pipeline(): on a failed check the client must still get the error response,
+          // and pipeline would destroy its socket with the request.
+          guard.on("error", (err) => {
+            req.unpipe(guard);
+            call.bytesIn = guard.bytes;
+            refuseBody(err);
+          });
+          guard.on("end", () => {
+            call.bytesIn = guard.bytes;
+          });
+          req.on("close", () => {
+            if (!req.complete) upstreamReq.destroy(new Error("client closed the request body"));
+          });
+          req.pipe(guard).pipe(upstreamReq);
         });
       });
   }
@@ -578,6 +709,53 @@ export function createEdgeRequestHandler(
     void handle(req, res);
   };
 }
+
+/** The raw query without a presigned URL's authentication parameters, raw encoding kept. */
+function withoutPresignParams(rawQuery: string): string {
+  if (rawQuery === "") return rawQuery;
+  return rawQuery
+    .split("&")
+    .filter((part) => {
+      const eq = part.indexOf("=");
+      const name = eq === -1 ? part : part.slice(0, eq);
+      return part !== "" && !PRESIGN_QUERY_PARAMS.has(name);
+    })
+    .join("&");
+}
+
+/** The query as `@smithy/signature-v4` takes it (decoded; it encodes for the canonical query). */
+function signerQuery(rawQuery: string): Record<string, string | string[]> {
+  const query: Record<string, string | string[]> = {};
+  for (const [k, v] of parseRawQuery(rawQuery)) {
+    const prev = query[k];
+    query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return query;
+}
+
+const SIGNATURE_IN_AUTHORIZATION = /Signature=([0-9a-f]{64})/;
+
+/** The upstream request's chunk-signing chain, seeded by the header signature just computed. */
+function upstreamChunkContext(
+  signedHeaders: Record<string, string>,
+  secretAccessKey: string,
+  region: string,
+  service: string,
+): ChunkSigningContext {
+  const amzDate = signedHeaders["x-amz-date"] ?? "";
+  const seed = SIGNATURE_IN_AUTHORIZATION.exec(signedHeaders.authorization ?? "")?.[1];
+  if (seed === undefined || amzDate === "") throw new Error("upstream signer produced no signature");
+  const scopeDate = amzDate.slice(0, 8);
+  return {
+    signingKey: upstreamSigningKeys.get(secretAccessKey, scopeDate, region, service),
+    amzDate,
+    scope: credentialScope({ scopeDate, region, service }),
+    seedSignature: seed,
+  };
+}
+
+/** Upstream signing keys for chunk signatures (one HMAC chain per secret, day, region, service). */
+const upstreamSigningKeys = new SigningKeyCache(1_000);
 
 function openToken(token: string, config: EdgeConfigSnapshot): GatewayCredentialClaims | undefined {
   try {
@@ -595,8 +773,28 @@ function codeOf(body: string, headers: Record<string, string>): string | undefin
   return m?.[1];
 }
 
+/** Requests that arrived with `Expect: 100-continue` through {@link handleExpectContinue}. */
+const owesContinue = new WeakSet<IncomingMessage>();
+
+/**
+ * Routes a server's `checkContinue` to the edge handler, which then answers `100 Continue` only
+ * once the call is authenticated (and refuses without reading the body otherwise). Without
+ * this, node answers 100 Continue to everyone before the handler runs.
+ */
+export function handleExpectContinue(
+  server: http.Server | https.Server,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): void {
+  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    owesContinue.add(req);
+    handler(req, res);
+  });
+}
+
 /** Creates the edge's HTTP server (not listening; call `listen()`). */
 export function createEdgeServer(options: EdgeServerOptions): http.Server {
-  const server = http.createServer({ keepAlive: true, requestTimeout: 0 }, createEdgeRequestHandler(options));
+  const handler = createEdgeRequestHandler(options);
+  const server = http.createServer({ keepAlive: true, requestTimeout: 0 }, handler);
+  handleExpectContinue(server, handler);
   return server;
 }

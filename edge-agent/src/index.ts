@@ -1,14 +1,20 @@
 /**
  * @tollgate/edge-agent: the data path of one AWS call, in order:
- * sigv4-verifier → aws-classifier → access-policy → upstream-forwarder (edge-server) → audit-publisher.
+ * sigv4-verifier → aws-classifier → access-policy → audit-recorder (journal, before forwarding) →
+ * forward (edge-server, upstream-signer, signed-chunk-resigner) → audit-recorder completion → audit-shipper.
  */
 
 export type { AccessDecision, AccessRequest } from "./access-policy.js";
 export { decideAccess } from "./access-policy.js";
-export type { AuditPublisherOptions } from "./audit-publisher.js";
-export { AuditPublisher } from "./audit-publisher.js";
+export type { AuditRecorderOptions, CallHandle } from "./audit-recorder.js";
+export { AuditRecorder, AuditUnavailableError } from "./audit-recorder.js";
 export type { EdgeConfigSnapshot, EdgeConfigSourceOptions, EdgeConnectionConfig } from "./edge-config.js";
 export { EdgeConfigSource } from "./edge-config.js";
 export type { EdgeServerOptions } from "./edge-server.js";
-export { createEdgeRequestHandler, createEdgeServer } from "./edge-server.js";
+export { createEdgeRequestHandler, createEdgeServer, handleExpectContinue } from "./edge-server.js";
 export type { Logger } from "./logger.js";
+export type { ProxyServerOptions } from "./proxy-server.js";
+export { createProxyServer, DEFAULT_PROXY_ALLOWED_HOSTS, proxyHostAllowed } from "./proxy-server.js";
+export type { IssuedCertificate, TollgateCaErrorCode, TollgateCaOptions } from "./tollgate-ca.js";
+export { TollgateCa, TollgateCaError } from "./tollgate-ca.js";
+export { upstreamPath, upstreamVirtualHost, virtualHostedBucket } from "./upstream-request-path.js";

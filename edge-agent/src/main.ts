@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 // The edge agent process: reads its environment (only here), wires the parts, listens.
 import { readFileSync } from "node:fs";
+import type * as http from "node:http";
+import * as https from "node:https";
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
-import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { createControlPlaneClient } from "@tollgate/sdk";
+import { createControlPlaneClient, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
 import { pino } from "pino";
-import { AuditPublisher } from "./audit-publisher.js";
+import { AuditRecorder } from "./audit-recorder.js";
 import { EdgeConfigSource } from "./edge-config.js";
-import { createEdgeServer } from "./edge-server.js";
+import { createEdgeRequestHandler, createEdgeServer, handleExpectContinue } from "./edge-server.js";
+import { loadOrCreateEdgeSigningKey } from "./edge-signing-key.js";
+import { createProxyServer, DEFAULT_PROXY_ALLOWED_HOSTS } from "./proxy-server.js";
+import { TollgateCa } from "./tollgate-ca.js";
 
 function fail(message: string): never {
   process.stderr.write(`tollgate-edge: ${message}\n`);
@@ -35,6 +39,54 @@ const controlPlaneUrl = env("TOLLGATE_CONTROL_PLANE_URL", "http://127.0.0.1:8788
 const natsUrl = env("TOLLGATE_NATS_URL", "nats://127.0.0.1:4222");
 const edgeName = env("TOLLGATE_EDGE_NAME", hostname());
 const logLevel = env("TOLLGATE_LOG_LEVEL", "info");
+// HTTPS_PROXY mode: off unless TOLLGATE_EDGE_PROXY_LISTEN is set.
+const proxyListen =
+  env("TOLLGATE_EDGE_PROXY_LISTEN", "") === "" ? undefined : hostPort("TOLLGATE_EDGE_PROXY_LISTEN", "");
+const proxyAllowedHosts = env("TOLLGATE_EDGE_PROXY_ALLOWED_HOSTS", DEFAULT_PROXY_ALLOWED_HOSTS.join(","))
+  .split(",")
+  .map((h) => h.trim())
+  .filter((h) => h !== "");
+for (const pattern of proxyAllowedHosts) {
+  if (!/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(pattern)) {
+    fail(`TOLLGATE_EDGE_PROXY_ALLOWED_HOSTS: "${pattern}" is not a host name or *.domain pattern`);
+  }
+}
+// Endpoint mode over TLS: both files or neither.
+const tlsCertFile = env("TOLLGATE_EDGE_TLS_CERT_FILE", "");
+const tlsKeyFile = env("TOLLGATE_EDGE_TLS_KEY_FILE", "");
+if ((tlsCertFile === "") !== (tlsKeyFile === "")) {
+  fail("TOLLGATE_EDGE_TLS_CERT_FILE and TOLLGATE_EDGE_TLS_KEY_FILE must be set together");
+}
+function readTlsFile(name: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    return fail(`${name}: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+const tlsFiles =
+  tlsCertFile === ""
+    ? undefined
+    : {
+        cert: readTlsFile("TOLLGATE_EDGE_TLS_CERT_FILE", tlsCertFile),
+        key: readTlsFile("TOLLGATE_EDGE_TLS_KEY_FILE", tlsKeyFile),
+      };
+// Durable audit journal (write-ahead, fsynced before each call is forwarded).
+const journalDir = env("TOLLGATE_EDGE_JOURNAL_DIR", join(home, "edge", "journal"));
+const journalMaxBytesRaw = env("TOLLGATE_EDGE_JOURNAL_MAX_BYTES", String(1024 ** 3));
+const journalMaxBytes = Number(journalMaxBytesRaw);
+if (!Number.isInteger(journalMaxBytes) || journalMaxBytes < 16 * 1024 * 1024) {
+  fail(`TOLLGATE_EDGE_JOURNAL_MAX_BYTES must be an integer of at least 16777216, got "${journalMaxBytesRaw}"`);
+}
+// Fail-open switch: "" (default: every connection fails closed), "*" or a comma-separated list.
+const failOpenRaw = env("TOLLGATE_EDGE_AUDIT_FAIL_OPEN", "");
+const failOpenConnections =
+  failOpenRaw === "*"
+    ? ("*" as const)
+    : failOpenRaw
+        .split(",")
+        .map((c) => c.trim())
+        .filter((c) => c !== "");
 let edgeToken = process.env.TOLLGATE_EDGE_TOKEN ?? "";
 if (edgeToken === "") {
   const file = join(home, "edge.token");
@@ -47,9 +99,10 @@ if (edgeToken === "") {
 
 const logger = pino({ level: logLevel, base: { service: "tollgate-edge", edge: edgeName } });
 
-const nc = await connect({ servers: natsUrl, name: `tollgate-edge-${edgeName}`, maxReconnectAttempts: -1 }).catch(() =>
-  fail(`cannot reach NATS at ${natsUrl}`),
-);
+// Fail fast with one line if NATS is unreachable; the audit shipper keeps its own connection.
+await connect({ servers: natsUrl, name: `tollgate-edge-${edgeName}-probe` })
+  .then((probe) => probe.close())
+  .catch(() => fail(`cannot reach NATS at ${natsUrl}`));
 const client = createControlPlaneClient({ baseUrl: controlPlaneUrl, token: edgeToken, timeoutMs: 10_000 });
 const config = new EdgeConfigSource({ client, edgeName, logger });
 await config
@@ -59,22 +112,79 @@ await config
       `cannot get configuration from the control plane at ${controlPlaneUrl}: ${err instanceof Error ? err.message : String(err)}`,
     ),
   );
-const publisher = new AuditPublisher({ nc, js: jetstream(nc), logger });
-const server = createEdgeServer({
+const signingKeyFile = join(home, "edge", "signing-key.json");
+const signingKey = await loadOrCreateEdgeSigningKey(signingKeyFile).catch((err: unknown) =>
+  fail(
+    `cannot load or create the edge signing key ${signingKeyFile}: ${err instanceof Error ? err.message : String(err)}`,
+  ),
+);
+await client.edge
+  .registerEdgeKey({ edgeName, publicKeyPem: signingKey.publicKeyPem })
+  .catch((err: unknown) =>
+    fail(`cannot register the edge key with the control plane: ${err instanceof Error ? err.message : String(err)}`),
+  );
+const recorder = await AuditRecorder.open({
+  dir: journalDir,
+  connect: () => connect({ servers: natsUrl, name: `tollgate-edge-${edgeName}-shipper`, reconnect: false }),
+  edge: edgeName,
+  signingKey,
+  subjectPrefix: () => config.snapshot.auditSubjectPrefix || DEFAULT_AUDIT_SUBJECT_PREFIX,
+  failOpenConnections,
+  maxBytes: journalMaxBytes,
+  logger,
+}).catch((err: unknown) =>
+  fail(`cannot open the audit journal in ${journalDir}: ${err instanceof Error ? err.message : String(err)}`),
+);
+const edgeOptions = {
   config: () => config.snapshot,
   refreshConfig: () => config.refreshIfOlderThan(500),
-  publisher,
+  recorder,
   edgeName,
   logger,
-});
+};
+const handler = createEdgeRequestHandler(edgeOptions);
+let server: http.Server;
+if (tlsFiles === undefined) {
+  server = createEdgeServer(edgeOptions);
+} else {
+  try {
+    server = https.createServer({ ...tlsFiles, keepAlive: true, requestTimeout: 0 }, handler);
+    handleExpectContinue(server, handler);
+  } catch (err) {
+    fail(`TOLLGATE_EDGE_TLS_CERT_FILE/TOLLGATE_EDGE_TLS_KEY_FILE: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  server.on("tlsClientError", () => {});
+}
 
-server.on("error", (err) => fail(`cannot listen on ${listen.host}:${listen.port}: ${err.message}`));
-server.listen(listen.port, listen.host, () => {
-  const addr = server.address();
-  const port = typeof addr === "object" && addr !== null ? addr.port : listen.port;
-  const host = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
-  logger.info({ event: "ready", url: `http://${host}:${port}` }, "edge listening");
-});
+let proxy: http.Server | undefined;
+if (proxyListen !== undefined) {
+  const caKeyFile = join(home, "edge", "ca-key.pem");
+  const ca = await TollgateCa.loadOrCreate({ keyFile: caKeyFile, certFile: join(home, "ca.pem") }).catch(
+    (err: unknown) =>
+      fail(`cannot load or create the Tollgate CA (${caKeyFile}): ${err instanceof Error ? err.message : String(err)}`),
+  );
+  proxy = createProxyServer({ handler, ca, allowedHosts: proxyAllowedHosts, logger });
+}
+
+function listenOn(s: http.Server, at: { host: string; port: number }, scheme: string): Promise<string> {
+  return new Promise((resolve) => {
+    s.on("error", (err) => fail(`cannot listen on ${at.host}:${at.port}: ${err.message}`));
+    s.listen(at.port, at.host, () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : at.port;
+      const host = at.host.includes(":") ? `[${at.host}]` : at.host;
+      resolve(`${scheme}://${host}:${port}`);
+    });
+  });
+}
+
+// The proxy's ready line comes first: whoever waits for "ready" has both addresses by then.
+if (proxy !== undefined && proxyListen !== undefined) {
+  const proxyUrl = await listenOn(proxy, proxyListen, "http");
+  logger.info({ event: "proxy-ready", url: proxyUrl, caFile: join(home, "ca.pem") }, "proxy listening");
+}
+const edgeUrl = await listenOn(server, listen, tlsFiles === undefined ? "http" : "https");
+logger.info({ event: "ready", url: edgeUrl }, "edge listening");
 
 let stopping = false;
 async function stop(): Promise<void> {
@@ -82,9 +192,11 @@ async function stop(): Promise<void> {
   stopping = true;
   logger.info({}, "edge stopping");
   config.close();
+  proxy?.close();
+  proxy?.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
   server.closeAllConnections();
-  await nc.drain().catch(() => {});
+  await recorder.close(2000).catch(() => {});
   process.exit(0);
 }
 process.on("SIGINT", () => void stop());

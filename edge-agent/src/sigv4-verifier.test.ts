@@ -2,12 +2,14 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   parseSigV4Authorization,
+  parseSigV4Query,
   type SignedRequestParts,
   SigningKeyCache,
+  type SigV4Authorization,
   SigV4Problem,
   verifySigV4,
 } from "./sigv4-verifier.js";
-import { createUpstreamSigner } from "./upstream-signer.js";
+import { createUpstreamSigner, UpstreamSignerCache } from "./upstream-signer.js";
 
 const creds = { accessKeyId: "TGIAEXAMPLE", secretAccessKey: "secret-one", sessionToken: "tok" };
 
@@ -141,5 +143,87 @@ describe("verifySigV4", () => {
         `AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/s3/aws4_request, SignedHeaders=x-amz-date, Signature=${"0".repeat(64)}`,
       ),
     ).toThrow(/Host/);
+  });
+});
+
+describe("presigned URLs (query form)", () => {
+  async function presigned(opts: { expiresIn: number; date?: Date; query?: Record<string, string> }) {
+    const signer = createUpstreamSigner(creds, "s3", "eu-west-1");
+    const req = await signer.presign(
+      {
+        method: "GET",
+        protocol: "http:",
+        hostname: "edge.local",
+        port: 8787,
+        path: "/bucket/a%20b.txt",
+        query: opts.query ?? {},
+        headers: { host: "edge.local:8787", "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
+      },
+      {
+        expiresIn: opts.expiresIn,
+        signingDate: opts.date ?? new Date(),
+      },
+    );
+    const rawQuery = Object.entries(req.query)
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+      .join("&");
+    const parts: SignedRequestParts = {
+      method: "GET",
+      rawPath: "/bucket/a%20b.txt",
+      rawQuery,
+      rawHeaders: ["Host", "edge.local:8787"],
+      payloadHash: "UNSIGNED-PAYLOAD",
+      amzDate: "",
+    };
+    return { rawQuery, parts };
+  }
+
+  it("parses and verifies a URL presigned by @smithy/signature-v4, session token in the query", async () => {
+    const { rawQuery, parts } = await presigned({ expiresIn: 3600, query: { "response-content-type": "text/plain" } });
+    const auth = parseSigV4Query(rawQuery);
+    expect(auth).toMatchObject({ form: "query", accessKeyId: "TGIAEXAMPLE", service: "s3", expiresSec: 3600 });
+    expect(auth?.securityToken).toBe("tok");
+    expect(verifySigV4(auth as SigV4Authorization, parts, creds.secretAccessKey, keys, opts)).toBe(auth?.amzDate);
+    // Any change to the query (other than the signature itself) breaks it.
+    const changed = { ...parts, rawQuery: rawQuery.replace("text%2Fplain", "text%2Fhtml") };
+    expect(() => verifySigV4(auth as SigV4Authorization, changed, creds.secretAccessKey, keys, opts)).toThrow(
+      SigV4Problem,
+    );
+  });
+
+  it("accepts a 7-day URL until it expires, then says 'Request has expired'", async () => {
+    const week = 604_800;
+    const { rawQuery, parts } = await presigned({ expiresIn: week, date: new Date(Date.now() - (week - 60) * 1000) });
+    const auth = parseSigV4Query(rawQuery) as SigV4Authorization;
+    expect(() => verifySigV4(auth, parts, creds.secretAccessKey, keys, opts)).not.toThrow();
+    try {
+      verifySigV4(auth, parts, creds.secretAccessKey, keys, { ...opts, nowMs: Date.now() + 120_000 });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as SigV4Problem).code).toBe("expired");
+      expect((err as SigV4Problem).message).toBe("Request has expired");
+    }
+  });
+
+  it("refuses incomplete or out-of-range presign parameters, ignores queries without them", () => {
+    expect(parseSigV4Query("list-type=2&prefix=X-Amz-")).toBeUndefined();
+    expect(() => parseSigV4Query("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00")).toThrow(SigV4Problem);
+    const base =
+      "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fs3%2Faws4_request" +
+      `&X-Amz-Date=20260101T000000Z&X-Amz-SignedHeaders=host&X-Amz-Signature=${"0".repeat(64)}`;
+    expect(parseSigV4Query(`${base}&X-Amz-Expires=604800`)?.expiresSec).toBe(604_800);
+    expect(() => parseSigV4Query(`${base}&X-Amz-Expires=604801`)).toThrow(/week/);
+    expect(() => parseSigV4Query(`${base}&X-Amz-Expires=0`)).toThrow(SigV4Problem);
+    expect(() => parseSigV4Query(base)).toThrow(/X-Amz-Expires/);
+  });
+});
+
+describe("UpstreamSignerCache", () => {
+  it("reuses one signer per credentials, service and region; new credentials get new signers", () => {
+    const cache = new UpstreamSignerCache();
+    const a = { accessKeyId: "A", secretAccessKey: "a" };
+    expect(cache.get(a, "s3", "eu-west-1")).toBe(cache.get(a, "s3", "eu-west-1"));
+    expect(cache.get(a, "s3", "eu-west-1")).not.toBe(cache.get(a, "s3", "us-east-1"));
+    expect(cache.get(a, "s3", "eu-west-1")).not.toBe(cache.get({ ...a }, "s3", "eu-west-1"));
   });
 });

@@ -1,7 +1,8 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 /**
- * Verifies AWS Signature Version 4 (header form) on a request as it arrived on the wire.
+ * Verifies AWS Signature Version 4 on a request as it arrived on the wire, in header form
+ * (`Authorization`) and query form (presigned URLs, `X-Amz-Signature`).
  *
  * The canonical request is rebuilt from the raw path, raw query and the raw header values the
  * client listed in `SignedHeaders`, so any byte changed in transit (or by a forger without the
@@ -9,8 +10,10 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
  * normalised, URI-encoded-again path (AWS's "double encoding").
  */
 
-/** Parsed `Authorization: AWS4-HMAC-SHA256 ...` header. */
+/** Parsed `Authorization: AWS4-HMAC-SHA256 ...` header or presigned-URL query. */
 export interface SigV4Authorization {
+  /** Where the signature came from: the `Authorization` header or the query (presigned URL). */
+  form: "header" | "query";
   accessKeyId: string;
   /** yyyymmdd from the credential scope. */
   scopeDate: string;
@@ -19,10 +22,30 @@ export interface SigV4Authorization {
   service: string;
   signedHeaders: string[];
   signature: string;
+  /** Query form only: `X-Amz-Date` (header form reads the `x-amz-date` header). */
+  amzDate?: string;
+  /** Query form only: `X-Amz-Expires`, seconds the URL is valid after `amzDate` (1..604800). */
+  expiresSec?: number;
+  /** Query form only: `X-Amz-Security-Token`. */
+  securityToken?: string;
 }
 
+/** Query parameters that carry a presigned URL's authentication (never forwarded upstream). */
+export const PRESIGN_QUERY_PARAMS: ReadonlySet<string> = new Set([
+  "X-Amz-Algorithm",
+  "X-Amz-Credential",
+  "X-Amz-Date",
+  "X-Amz-Expires",
+  "X-Amz-SignedHeaders",
+  "X-Amz-Signature",
+  "X-Amz-Security-Token",
+]);
+
+/** Longest validity of a presigned URL AWS accepts: 7 days. */
+export const MAX_PRESIGN_EXPIRES_SEC = 604_800;
+
 /** Why a request's authentication could not be read or checked. */
-export type SigV4ProblemCode = "missing" | "malformed" | "skewed" | "mismatch";
+export type SigV4ProblemCode = "missing" | "malformed" | "skewed" | "expired" | "mismatch";
 
 /** A failed verification, with a message safe to return to the caller. */
 export class SigV4Problem extends Error {
@@ -62,7 +85,62 @@ export function parseSigV4Authorization(header: string | undefined): SigV4Author
   if (!headers.includes("host")) {
     throw new SigV4Problem("malformed", "'Host' must be a signed header.");
   }
-  return { accessKeyId, scopeDate, region, service, signedHeaders: headers, signature };
+  return { form: "header", accessKeyId, scopeDate, region, service, signedHeaders: headers, signature };
+}
+
+const CREDENTIAL_RE = /^([^/\s]+)\/(\d{8})\/([^/\s]+)\/([^/\s]+)\/aws4_request$/;
+
+/**
+ * Reads presigned-URL authentication from a raw query string. Returns `undefined` when the
+ * query carries none (no `X-Amz-Algorithm`, `X-Amz-Credential` or `X-Amz-Signature`); throws
+ * {@link SigV4Problem} `malformed` when it carries some but not all of it, or bad values.
+ */
+export function parseSigV4Query(rawQuery: string): SigV4Authorization | undefined {
+  if (!rawQuery.includes("X-Amz-")) return undefined;
+  const p = new Map<string, string>();
+  for (const [k, v] of parseRawQuery(rawQuery)) if (PRESIGN_QUERY_PARAMS.has(k) && !p.has(k)) p.set(k, v);
+  if (!p.has("X-Amz-Algorithm") && !p.has("X-Amz-Credential") && !p.has("X-Amz-Signature")) return undefined;
+  const malformed = (what: string): never => {
+    throw new SigV4Problem("malformed", what);
+  };
+  if (p.get("X-Amz-Algorithm") !== "AWS4-HMAC-SHA256") {
+    malformed('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"');
+  }
+  for (const k of ["X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"]) {
+    if (!p.has(k)) {
+      malformed(
+        "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.",
+      );
+    }
+  }
+  const cred = CREDENTIAL_RE.exec(p.get("X-Amz-Credential") as string);
+  if (cred === null) malformed("Error parsing the X-Amz-Credential parameter.");
+  const [, accessKeyId, scopeDate, region, service] = cred as unknown as [string, string, string, string, string];
+  const expiresText = p.get("X-Amz-Expires") as string;
+  const expiresSec = /^\d{1,7}$/.test(expiresText) ? Number(expiresText) : Number.NaN;
+  if (!(expiresSec >= 1)) malformed("X-Amz-Expires must be a positive integer number of seconds.");
+  if (expiresSec > MAX_PRESIGN_EXPIRES_SEC) {
+    malformed("X-Amz-Expires must be less than a week (in seconds) that is; 604800");
+  }
+  const signature = (p.get("X-Amz-Signature") as string).toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(signature)) malformed("X-Amz-Signature must be 64 hexadecimal characters.");
+  const signedHeaders = (p.get("X-Amz-SignedHeaders") as string).split(";");
+  if (!signedHeaders.includes("host") || signedHeaders.some((h) => !/^[a-z0-9._-]+$/.test(h))) {
+    malformed("X-Amz-SignedHeaders must name the host header and only lower-case header names.");
+  }
+  const token = p.get("X-Amz-Security-Token");
+  return {
+    form: "query",
+    accessKeyId,
+    scopeDate,
+    region,
+    service,
+    signedHeaders,
+    signature,
+    amzDate: p.get("X-Amz-Date") as string,
+    expiresSec,
+    ...(token !== undefined ? { securityToken: token } : {}),
+  };
 }
 
 /** The parts of the received request that the signature covers. */
@@ -74,15 +152,15 @@ export interface SignedRequestParts {
   rawQuery: string;
   /** Node's `rawHeaders` (name, value, name, value, ...). */
   rawHeaders: readonly string[];
-  /** Hex SHA-256 of the payload, or the literal from `x-amz-content-sha256`. */
+  /** Hex SHA-256 of the payload, or the literal from `x-amz-content-sha256` (`UNSIGNED-PAYLOAD` for S3 presigned URLs). */
   payloadHash: string;
-  /** `x-amz-date` value (yyyymmddThhmmssZ). */
+  /** `x-amz-date` header value (yyyymmddThhmmssZ); query form uses `auth.amzDate` instead. */
   amzDate: string;
 }
 
 /** Options for {@link verifySigV4}. */
 export interface VerifySigV4Options {
-  /** Allowed clock difference; AWS allows 5 min (15 for S3). */
+  /** Allowed clock difference; AWS allows 5 min (15 for S3). For presigned URLs: how far in the future X-Amz-Date may be. */
   maxSkewMs: number;
   /** Current time in ms, for tests. */
   nowMs?: number;
@@ -182,7 +260,9 @@ export class SigningKeyCache {
 
 /**
  * Checks `auth.signature` against the request. Throws {@link SigV4Problem} `skewed` when the
- * request time is outside the allowed window and `mismatch` when the signature differs.
+ * request time is outside the allowed window, `expired` when a presigned URL's
+ * `X-Amz-Expires` has passed, and `mismatch` when the signature differs. Returns the
+ * signature's date (yyyymmddThhmmssZ), which seeds chunk signatures.
  */
 export function verifySigV4(
   auth: SigV4Authorization,
@@ -190,19 +270,27 @@ export function verifySigV4(
   secretAccessKey: string,
   keys: SigningKeyCache,
   options: VerifySigV4Options,
-): void {
-  const requestMs = parseAmzDate(parts.amzDate);
-  if (Number.isNaN(requestMs) || parts.amzDate.slice(0, 8) !== auth.scopeDate) {
+): string {
+  const amzDate = auth.form === "query" ? (auth.amzDate ?? "") : parts.amzDate;
+  const requestMs = parseAmzDate(amzDate);
+  if (Number.isNaN(requestMs) || amzDate.slice(0, 8) !== auth.scopeDate) {
     throw new SigV4Problem(
       "malformed",
       "X-Amz-Date is missing, malformed or does not match the credential scope date.",
     );
   }
   const nowMs = options.nowMs ?? Date.now();
-  if (Math.abs(nowMs - requestMs) > options.maxSkewMs) {
+  if (auth.form === "query") {
+    if (requestMs - nowMs > options.maxSkewMs) {
+      throw new SigV4Problem("skewed", "Request is not yet valid.");
+    }
+    if (nowMs > requestMs + (auth.expiresSec ?? 0) * 1000) {
+      throw new SigV4Problem("expired", "Request has expired");
+    }
+  } else if (Math.abs(nowMs - requestMs) > options.maxSkewMs) {
     throw new SigV4Problem(
       "skewed",
-      `Signature expired or not yet valid: ${parts.amzDate} is now earlier or later than ${new Date(nowMs).toISOString()} by more than the allowed ${Math.round(options.maxSkewMs / 60000)} minutes.`,
+      `The difference between the request time (${amzDate}) and the current time (${new Date(nowMs).toISOString()}) is too large; at most ${Math.round(options.maxSkewMs / 60000)} minutes are allowed.`,
     );
   }
   const headers = canonicalHeaders(parts.rawHeaders, auth.signedHeaders);
@@ -218,7 +306,7 @@ export function verifySigV4(
     parts.payloadHash,
   ].join("\n");
   const scope = `${auth.scopeDate}/${auth.region}/${auth.service}/aws4_request`;
-  const stringToSign = `AWS4-HMAC-SHA256\n${parts.amzDate}\n${scope}\n${createHash("sha256").update(canonicalRequest).digest("hex")}`;
+  const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash("sha256").update(canonicalRequest).digest("hex")}`;
   const expected = createHmac("sha256", keys.get(secretAccessKey, auth.scopeDate, auth.region, auth.service))
     .update(stringToSign)
     .digest();
@@ -229,4 +317,17 @@ export function verifySigV4(
       "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
     );
   }
+  return amzDate;
+}
+
+/** Credential scope of a signature: `yyyymmdd/region/service/aws4_request`. */
+export function credentialScope(auth: Pick<SigV4Authorization, "scopeDate" | "region" | "service">): string {
+  return `${auth.scopeDate}/${auth.region}/${auth.service}/aws4_request`;
+}
+
+/** Compares two hex signatures in constant time (false for different lengths or non-hex). */
+export function signaturesEqual(givenHex: string, expected: Buffer): boolean {
+  if (givenHex.length !== expected.length * 2) return false;
+  const given = Buffer.from(givenHex, "hex");
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }

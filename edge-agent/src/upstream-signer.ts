@@ -55,3 +55,28 @@ export function createUpstreamSigner(credentials: UpstreamCredentials, service: 
     applyChecksum: false,
   });
 }
+
+/**
+ * Upstream signers are stateless, so one per connection credentials, service and region is
+ * reused across requests. Keyed by the credentials object: a configuration refresh brings new
+ * objects, and signers of replaced credentials are dropped with them.
+ */
+export class UpstreamSignerCache {
+  readonly #byCredentials = new WeakMap<UpstreamCredentials, Map<string, SignatureV4>>();
+
+  /** The signer for these credentials, service and region, created on first use. */
+  get(credentials: UpstreamCredentials, service: string, region: string): SignatureV4 {
+    let signers = this.#byCredentials.get(credentials);
+    if (signers === undefined) {
+      signers = new Map();
+      this.#byCredentials.set(credentials, signers);
+    }
+    const id = `${service}/${region}`;
+    let signer = signers.get(id);
+    if (signer === undefined) {
+      signer = createUpstreamSigner(credentials, service, region);
+      signers.set(id, signer);
+    }
+    return signer;
+  }
+}

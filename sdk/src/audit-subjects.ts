@@ -64,6 +64,19 @@ export function auditStreamSubject(prefix: string): string {
   return `${prefix}.audit.>`;
 }
 
+/**
+ * Subject of an edge's signed chain checkpoints: `<prefix>.checkpoint.v1.<edge>`, the edge name
+ * encoded with {@link encodeSubjectToken}.
+ */
+export function auditCheckpointSubject(prefix: string, edge: string): string {
+  return `${prefix}.checkpoint.v1.${encodeSubjectToken(edge)}`;
+}
+
+/** Subject filter matching every checkpoint under `prefix` (for stream configuration). */
+export function auditCheckpointStreamSubject(prefix: string): string {
+  return `${prefix}.checkpoint.>`;
+}
+
 /** Builds a subject filter; unset parts become `*`. */
 export function auditFilterSubject(prefix: string, parts: Partial<AuditSubjectParts>): string {
   const tok = (v: string | undefined): string => (v === undefined || v === "" ? "*" : encodeSubjectToken(v));
@@ -76,4 +89,9 @@ export function auditFilterSubject(prefix: string, parts: Partial<AuditSubjectPa
     tok(parts.service),
     tok(parts.operation),
   ].join(".");
+}
+
+/** Subject the control plane publishes integrity alerts on: `<prefix>.alert.v1.<edge>`. */
+export function auditAlertSubject(prefix: string, edge: string): string {
+  return `${prefix}.alert.v1.${encodeSubjectToken(edge)}`;
 }

@@ -17,6 +17,9 @@ export {
 export { auditEventFromJson, auditEventToJson } from "./audit-json.js";
 export type { AuditSubjectParts } from "./audit-subjects.js";
 export {
+  auditAlertSubject,
+  auditCheckpointStreamSubject,
+  auditCheckpointSubject,
   auditFilterSubject,
   auditStreamSubject,
   auditSubject,

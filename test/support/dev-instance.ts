@@ -69,8 +69,11 @@ export function runProcess(
   });
 }
 
-/** Starts `tollgate dev --listen 127.0.0.1:0 --api 127.0.0.1:0` and waits for its exports. */
-export async function startDev(extraArgs: string[] = []): Promise<DevInstance> {
+/**
+ * Starts `tollgate dev --listen 127.0.0.1:0 --api 127.0.0.1:0` and waits for its exports.
+ * `extraEnv` is added to the environment of `tollgate dev` (and so of its children).
+ */
+export async function startDev(extraArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<DevInstance> {
   const names = uniqueNames();
   const home = mkdtempSync(join(tmpdir(), "tollgate-e2e-"));
   const env: NodeJS.ProcessEnv = {
@@ -86,6 +89,7 @@ export async function startDev(extraArgs: string[] = []): Promise<DevInstance> {
     AWS_SESSION_TOKEN: "",
     AWS_PROFILE: "",
     AWS_ENDPOINT_URL: "",
+    ...extraEnv,
   };
   for (const k of [
     "AWS_ACCESS_KEY_ID",

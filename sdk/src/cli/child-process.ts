@@ -53,15 +53,25 @@ export class ServerChild {
   readonly logFile: string;
   /** The URL from the ready line. */
   readonly url: string;
+  /** URLs of other `{"event":...,"url":...}` lines logged before the ready line, by event (e.g. `proxy-ready`). */
+  readonly eventUrls: ReadonlyMap<string, string>;
   /** Resolves when the child has exited and its output is flushed. */
   readonly exited: Promise<ChildExit>;
   readonly #child: ChildProcess;
   #stopping: Promise<void> | undefined;
 
-  private constructor(name: string, logFile: string, url: string, child: ChildProcess, exited: Promise<ChildExit>) {
+  private constructor(
+    name: string,
+    logFile: string,
+    url: string,
+    child: ChildProcess,
+    exited: Promise<ChildExit>,
+    eventUrls: ReadonlyMap<string, string>,
+  ) {
     this.name = name;
     this.logFile = logFile;
     this.url = url;
+    this.eventUrls = eventUrls;
     this.#child = child;
     this.exited = exited;
   }
@@ -89,6 +99,7 @@ export class ServerChild {
     }
 
     let lastStderrLine = "";
+    const eventUrls = new Map<string, string>();
     let spawnError: Error | undefined;
     const exited = new Promise<ChildExit>((resolve) => {
       child.once("error", (error) => {
@@ -128,11 +139,15 @@ export class ServerChild {
         (line) => {
           log.write(`${line}\n`);
           if (settled) return;
-          const url = readyUrl(line);
-          if (url === undefined) return;
+          const event = eventUrl(line);
+          if (event === undefined) return;
+          if (event.event !== "ready") {
+            eventUrls.set(event.event, event.url);
+            return;
+          }
           settled = true;
           cleanup();
-          resolve(new ServerChild(name, logFile, url, child, exited));
+          resolve(new ServerChild(name, logFile, event.url, child, exited, eventUrls));
         },
       );
       createInterface({ input: child.stderr as NodeJS.ReadableStream, crlfDelay: Number.POSITIVE_INFINITY }).on(
@@ -182,12 +197,23 @@ function isMessageLine(line: string): boolean {
 
 /** The `url` of a `{"event":"ready","url":"http://..."}` log line, else undefined. */
 export function readyUrl(line: string): string | undefined {
-  if (!line.includes('"ready"')) return undefined;
+  const e = eventUrl(line);
+  return e?.event === "ready" ? e.url : undefined;
+}
+
+/** The `event` and `url` of a `{"event":"...-ready"|"ready","url":"..."}` log line, else undefined. */
+function eventUrl(line: string): { event: string; url: string } | undefined {
+  if (!line.includes('ready"')) return undefined;
   try {
     const parsed = JSON.parse(line) as unknown;
     if (typeof parsed !== "object" || parsed === null) return undefined;
     const { event, url } = parsed as Record<string, unknown>;
-    return event === "ready" && typeof url === "string" && url !== "" ? url : undefined;
+    return typeof event === "string" &&
+      (event === "ready" || event.endsWith("-ready")) &&
+      typeof url === "string" &&
+      url !== ""
+      ? { event, url }
+      : undefined;
   } catch {
     return undefined;
   }

@@ -7,9 +7,16 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { DEFAULT_AUDIT_STREAM, DEFAULT_AUDIT_SUBJECT_PREFIX } from "../audit-subjects.js";
 import { type ControlPlaneClient, createControlPlaneClient } from "../control-plane-client.js";
 import { describeError } from "./cli-error.js";
-import { type AuditFilterFlags, auditQueryCommand, auditTailCommand, buildAuditFilter } from "./commands/audit.js";
+import {
+  type AuditFilterFlags,
+  addAuditIntegrityCommands,
+  auditQueryCommand,
+  auditTailCommand,
+  buildAuditFilter,
+} from "./commands/audit.js";
 import {
   connectionCreateCommand,
   connectionDeleteCommand,
@@ -29,6 +36,8 @@ interface CliEnvironment {
   apiUrl: string | undefined;
   adminToken: string | undefined;
   natsUrl: string;
+  auditStream: string;
+  auditSubjectPrefix: string;
   redisUrl: string;
   awsAccessKeyId: string | undefined;
   awsSecretAccessKey: string | undefined;
@@ -45,6 +54,8 @@ function readEnvironment(env: NodeJS.ProcessEnv): CliEnvironment {
     apiUrl: get("TOLLGATE_API_URL"),
     adminToken: get("TOLLGATE_ADMIN_TOKEN"),
     natsUrl: get("TOLLGATE_NATS_URL") ?? "nats://127.0.0.1:4222",
+    auditStream: get("TOLLGATE_AUDIT_STREAM") ?? DEFAULT_AUDIT_STREAM,
+    auditSubjectPrefix: get("TOLLGATE_AUDIT_SUBJECT_PREFIX") ?? DEFAULT_AUDIT_SUBJECT_PREFIX,
     redisUrl: get("TOLLGATE_REDIS_URL") ?? "redis://127.0.0.1:6379",
     awsAccessKeyId: get("AWS_ACCESS_KEY_ID"),
     awsSecretAccessKey: get("AWS_SECRET_ACCESS_KEY"),
@@ -118,6 +129,7 @@ function buildProgram(env: CliEnvironment): Command {
     .option("--region <region>", "region of the default connection", "us-east-1")
     .option("--listen <host:port>", "edge listen address", "127.0.0.1:8787")
     .option("--api <host:port>", "control plane listen address", "127.0.0.1:8788")
+    .option("--proxy-listen <host:port>", "also serve HTTPS_PROXY mode on this address (CA in $TOLLGATE_HOME/ca.pem)")
     .action(
       async (opts: {
         upstreamEndpoint?: string;
@@ -126,6 +138,7 @@ function buildProgram(env: CliEnvironment): Command {
         region: string;
         listen: string;
         api: string;
+        proxyListen?: string;
       }) => {
         await runDev(
           {
@@ -135,6 +148,7 @@ function buildProgram(env: CliEnvironment): Command {
             region: opts.region,
             edgeListen: opts.listen,
             apiListen: opts.api,
+            proxyListen: opts.proxyListen,
             upstream: {
               endpoint: opts.upstreamEndpoint,
               accessKeyId: opts.upstreamAccessKeyId,
@@ -189,6 +203,9 @@ function buildProgram(env: CliEnvironment): Command {
       .option("--json", "one CloudTrail-style JSON object per line", false)
       .addOption(apiOption());
   withFilters(audit.command("query").description("search recorded events, newest first"))
+    .option("--resource <arn>", "only events naming this resource ARN")
+    .addOption(new Option("--decision <decision>", "only allowed or denied calls").choices(["allow", "deny"]))
+    .option("--error-code <code>", "only events with this error code, e.g. AccessDenied")
     .option("--limit <n>", "maximum events", parsePositiveInt, 100)
     .action(async (opts: AuditFilterFlags & { limit: number; json: boolean; api?: string }) => {
       await auditQueryCommand(
@@ -206,6 +223,15 @@ function buildProgram(env: CliEnvironment): Command {
       );
     },
   );
+
+  addAuditIntegrityCommands(audit, {
+    natsUrl: env.natsUrl,
+    auditStream: env.auditStream,
+    auditSubjectPrefix: env.auditSubjectPrefix,
+    client,
+    apiOption,
+    io,
+  });
 
   const connection = program.command("connection").description("manage upstream AWS connections");
   connection

@@ -7,7 +7,7 @@ import { type MotoServer, startMotoServer } from "../../dev/moto-server.js";
 import { describeExit, ServerChild } from "../child-process.js";
 import { CliError, describeError } from "../cli-error.js";
 import { type DevState, homePaths, readAdminTokenFile } from "../config.js";
-import { formatDevReady, formatEventLine, toIssuedCredential } from "../format.js";
+import { exportLine, formatDevReady, formatEventLine, toIssuedCredential } from "../format.js";
 import type { CliIo } from "../io.js";
 import { anyReachable, redactUrl } from "../tcp-check.js";
 
@@ -75,6 +75,8 @@ export interface DevOptions {
   edgeListen: string;
   /** Control-plane listen address, HOST:PORT. */
   apiListen: string;
+  /** HTTPS_PROXY listen address of the edge, HOST:PORT; proxy mode is off when undefined. */
+  proxyListen?: string | undefined;
   upstream: UpstreamFlags;
   ambientAws: AmbientAwsCredentials;
   /** Base environment of the children. */
@@ -117,6 +119,8 @@ function checkListen(value: string, flag: string): string {
 export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
   const edgeListen = checkListen(options.edgeListen, "--listen");
   const apiListen = checkListen(options.apiListen, "--api");
+  const proxyListen =
+    options.proxyListen === undefined ? undefined : checkListen(options.proxyListen, "--proxy-listen");
   const upstreamChoice = chooseUpstream(options.upstream, options.ambientAws);
   const controlPlaneMain = options.controlPlaneMain ?? resolveEntryPoint("@tollgate/control-plane/main");
   const edgeMain = options.edgeMain ?? resolveEntryPoint("@tollgate/edge-agent/main");
@@ -192,11 +196,17 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
         TOLLGATE_EDGE_LISTEN: edgeListen,
         TOLLGATE_CONTROL_PLANE_URL: controlPlane.url,
         TOLLGATE_EDGE_NAME: "dev-edge",
+        // Proxy mode follows the flag, not whatever the shell had.
+        TOLLGATE_EDGE_PROXY_LISTEN: proxyListen ?? "",
       },
       logFile: join(paths.logs, "edge.log"),
       signal,
     });
     stack.push(edge);
+    const proxyUrl = edge.eventUrls.get("proxy-ready");
+    if (proxyListen !== undefined && proxyUrl === undefined) {
+      throw new CliError(`edge did not report its proxy listening on ${proxyListen}, see ${edge.logFile}`);
+    }
 
     const credential = toIssuedCredential(
       await client.credentials.issueCredential({
@@ -210,7 +220,11 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     chmodSync(paths.devState, 0o600);
     if (signal.aborted) return;
 
-    io.out(formatDevReady({ edgeUrl: edge.url, apiUrl: controlPlane.url, region: options.region, credential }));
+    // One write, so whoever parses the banner sees the proxy lines with the rest.
+    io.out(
+      formatDevReady({ edgeUrl: edge.url, apiUrl: controlPlane.url, region: options.region, credential }) +
+        (proxyUrl === undefined ? "" : formatProxyExports(proxyUrl, join(options.home, "ca.pem"))),
+    );
     void tailForever(client, tail.signal, io);
 
     const died = await firstExit([edge, controlPlane], signal);
@@ -225,6 +239,19 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     tail.abort();
     for (const item of stack.reverse()) await item.stop().catch(() => undefined);
   }
+}
+
+/**
+ * The extra banner lines of `tollgate dev --proxy-listen`: how to reach the edge as an
+ * HTTPS proxy (for tools with hard-coded AWS endpoints) and trust the Tollgate CA.
+ */
+export function formatProxyExports(proxyUrl: string, caFile: string): string {
+  return `${[
+    "# HTTPS_PROXY mode (default AWS endpoints; unset AWS_ENDPOINT_URL to use it):",
+    exportLine("HTTPS_PROXY", proxyUrl),
+    exportLine("AWS_CA_BUNDLE", caFile),
+    exportLine("NODE_EXTRA_CA_CERTS", caFile),
+  ].join("\n")}\n`;
 }
 
 /** The first child to exit, or undefined once `signal` aborts. */

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { AuditEvent } from "./audit_event_pb.js";
+import type { AuditEvent, Decision } from "./audit_event_pb.js";
 import { file_tollgate_audit_v1_audit_event } from "./audit_event_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/audit/v1/audit_service.proto.
  */
 export const file_tollgate_audit_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("CiV0b2xsZ2F0ZS9hdWRpdC92MS9hdWRpdF9zZXJ2aWNlLnByb3RvEhF0b2xsZ2F0ZS5hdWRpdC52MSKuAQoLQXVkaXRGaWx0ZXISEQoJcHJpbmNpcGFsGAEgASgJEhIKCmNvbm5lY3Rpb24YAiABKAkSDwoHc2VydmljZRgDIAEoCRIRCglvcGVyYXRpb24YBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJrChJRdWVyeUV2ZW50c1JlcXVlc3QSLgoGZmlsdGVyGAEgASgLMh4udG9sbGdhdGUuYXVkaXQudjEuQXVkaXRGaWx0ZXISEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiXQoTUXVlcnlFdmVudHNSZXNwb25zZRItCgZldmVudHMYASADKAsyHS50b2xsZ2F0ZS5hdWRpdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJDChFUYWlsRXZlbnRzUmVxdWVzdBIuCgZmaWx0ZXIYASABKAsyHi50b2xsZ2F0ZS5hdWRpdC52MS5BdWRpdEZpbHRlciJCChJUYWlsRXZlbnRzUmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS50b2xsZ2F0ZS5hdWRpdC52MS5BdWRpdEV2ZW50Ms0BCgxBdWRpdFNlcnZpY2USXgoLUXVlcnlFdmVudHMSJS50b2xsZ2F0ZS5hdWRpdC52MS5RdWVyeUV2ZW50c1JlcXVlc3QaJi50b2xsZ2F0ZS5hdWRpdC52MS5RdWVyeUV2ZW50c1Jlc3BvbnNlIgASXQoKVGFpbEV2ZW50cxIkLnRvbGxnYXRlLmF1ZGl0LnYxLlRhaWxFdmVudHNSZXF1ZXN0GiUudG9sbGdhdGUuYXVkaXQudjEuVGFpbEV2ZW50c1Jlc3BvbnNlIgAwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tollgate_audit_v1_audit_event]);
+  fileDesc("CiV0b2xsZ2F0ZS9hdWRpdC92MS9hdWRpdF9zZXJ2aWNlLnByb3RvEhF0b2xsZ2F0ZS5hdWRpdC52MSKHAgoLQXVkaXRGaWx0ZXISEQoJcHJpbmNpcGFsGAEgASgJEhIKCmNvbm5lY3Rpb24YAiABKAkSDwoHc2VydmljZRgDIAEoCRIRCglvcGVyYXRpb24YBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyZXNvdXJjZV9hcm4YByABKAkSLQoIZGVjaXNpb24YCCABKA4yGy50b2xsZ2F0ZS5hdWRpdC52MS5EZWNpc2lvbhISCgplcnJvcl9jb2RlGAkgASgJIogBChJRdWVyeUV2ZW50c1JlcXVlc3QSLgoGZmlsdGVyGAEgASgLMh4udG9sbGdhdGUuYXVkaXQudjEuQXVkaXRGaWx0ZXISEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSGwoTaW5jbHVkZV90b3RhbF9jb3VudBgEIAEoCCJyChNRdWVyeUV2ZW50c1Jlc3BvbnNlEi0KBmV2ZW50cxgBIAMoCzIdLnRvbGxnYXRlLmF1ZGl0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhMKC3RvdGFsX2NvdW50GAMgASgDIkMKEVRhaWxFdmVudHNSZXF1ZXN0Ei4KBmZpbHRlchgBIAEoCzIeLnRvbGxnYXRlLmF1ZGl0LnYxLkF1ZGl0RmlsdGVyIkIKElRhaWxFdmVudHNSZXNwb25zZRIsCgVldmVudBgBIAEoCzIdLnRvbGxnYXRlLmF1ZGl0LnYxLkF1ZGl0RXZlbnQiqwEKDkludGVncml0eUFsZXJ0EhkKCGFsZXJ0X2lkGAEgASgJUgdhbGVydElEEgwKBHRpbWUYAiABKAkSDAoEZWRnZRgDIAEoCRIMCgRraW5kGAQgASgJEhAKCHNlcXVlbmNlGAUgASgEEhkKCGV2ZW50X2lkGAYgASgJUgdldmVudElEEg4KBmRldGFpbBgHIAEoCRIXCg9zdHJlYW1fc2VxdWVuY2UYCCABKAQiXwoRTGlzdEFsZXJ0c1JlcXVlc3QSDAoEZWRnZRgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAMgASgFIkcKEkxpc3RBbGVydHNSZXNwb25zZRIxCgZhbGVydHMYASADKAsyIS50b2xsZ2F0ZS5hdWRpdC52MS5JbnRlZ3JpdHlBbGVydDKqAgoMQXVkaXRTZXJ2aWNlEl4KC1F1ZXJ5RXZlbnRzEiUudG9sbGdhdGUuYXVkaXQudjEuUXVlcnlFdmVudHNSZXF1ZXN0GiYudG9sbGdhdGUuYXVkaXQudjEuUXVlcnlFdmVudHNSZXNwb25zZSIAEl0KClRhaWxFdmVudHMSJC50b2xsZ2F0ZS5hdWRpdC52MS5UYWlsRXZlbnRzUmVxdWVzdBolLnRvbGxnYXRlLmF1ZGl0LnYxLlRhaWxFdmVudHNSZXNwb25zZSIAMAESWwoKTGlzdEFsZXJ0cxIkLnRvbGxnYXRlLmF1ZGl0LnYxLkxpc3RBbGVydHNSZXF1ZXN0GiUudG9sbGdhdGUuYXVkaXQudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_timestamp, file_tollgate_audit_v1_audit_event]);
 
 /**
  * AuditFilter selects events. Empty fields match everything.
@@ -59,6 +59,27 @@ export type AuditFilter = Message<"tollgate.audit.v1.AuditFilter"> & {
    * @generated from field: google.protobuf.Timestamp until = 6;
    */
   until?: Timestamp | undefined;
+
+  /**
+   * Only events naming this resource ARN (exact match on resources[].ARN).
+   *
+   * @generated from field: string resource_arn = 7;
+   */
+  resourceArn: string;
+
+  /**
+   * Only events with this decision; DECISION_UNSPECIFIED matches both.
+   *
+   * @generated from field: tollgate.audit.v1.Decision decision = 8;
+   */
+  decision: Decision;
+
+  /**
+   * Only events with this errorCode, e.g. "AccessDenied".
+   *
+   * @generated from field: string error_code = 9;
+   */
+  errorCode: string;
 };
 
 /**
@@ -90,6 +111,13 @@ export type QueryEventsRequest = Message<"tollgate.audit.v1.QueryEventsRequest">
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * Also count every matching event (total_count); costs one more index query.
+   *
+   * @generated from field: bool include_total_count = 4;
+   */
+  includeTotalCount: boolean;
 };
 
 /**
@@ -114,6 +142,13 @@ export type QueryEventsResponse = Message<"tollgate.audit.v1.QueryEventsResponse
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
+
+  /**
+   * Number of matching events over all pages, when include_total_count was set.
+   *
+   * @generated from field: int64 total_count = 3;
+   */
+  totalCount: bigint;
 };
 
 /**
@@ -158,6 +193,127 @@ export const TailEventsResponseSchema: GenMessage<TailEventsResponse> = /*@__PUR
   messageDesc(file_tollgate_audit_v1_audit_service, 4);
 
 /**
+ * IntegrityAlert is raised by the control plane when an edge's hash chain or checkpoints do
+ * not verify. Published as JSON on <prefix>.alert.v1.<edge> and kept in the audit index.
+ *
+ * @generated from message tollgate.audit.v1.IntegrityAlert
+ */
+export type IntegrityAlert = Message<"tollgate.audit.v1.IntegrityAlert"> & {
+  /**
+   * Unique id (UUID).
+   *
+   * @generated from field: string alert_id = 1 [json_name = "alertID"];
+   */
+  alertId: string;
+
+  /**
+   * When the control plane raised it, RFC 3339 UTC.
+   *
+   * @generated from field: string time = 2;
+   */
+  time: string;
+
+  /**
+   * Edge whose chain is affected.
+   *
+   * @generated from field: string edge = 3;
+   */
+  edge: string;
+
+  /**
+   * "gap", "fork", "bad-hash", "reordered", "bad-checkpoint" or "checkpoint-mismatch".
+   *
+   * @generated from field: string kind = 4;
+   */
+  kind: string;
+
+  /**
+   * Sequence of the first bad event (or of the checkpoint).
+   *
+   * @generated from field: uint64 sequence = 5;
+   */
+  sequence: bigint;
+
+  /**
+   * eventID of the first bad event ("" for checkpoint problems).
+   *
+   * @generated from field: string event_id = 6 [json_name = "eventID"];
+   */
+  eventId: string;
+
+  /**
+   * Human-readable explanation.
+   *
+   * @generated from field: string detail = 7;
+   */
+  detail: string;
+
+  /**
+   * JetStream sequence of the message that raised it.
+   *
+   * @generated from field: uint64 stream_sequence = 8;
+   */
+  streamSequence: bigint;
+};
+
+/**
+ * Describes the message tollgate.audit.v1.IntegrityAlert.
+ * Use `create(IntegrityAlertSchema)` to create a new message.
+ */
+export const IntegrityAlertSchema: GenMessage<IntegrityAlert> = /*@__PURE__*/
+  messageDesc(file_tollgate_audit_v1_audit_service, 5);
+
+/**
+ * @generated from message tollgate.audit.v1.ListAlertsRequest
+ */
+export type ListAlertsRequest = Message<"tollgate.audit.v1.ListAlertsRequest"> & {
+  /**
+   * Only alerts for this edge; empty for all.
+   *
+   * @generated from field: string edge = 1;
+   */
+  edge: string;
+
+  /**
+   * Inclusive lower bound on the alert time.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Maximum alerts; default 100, capped at 1000.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+};
+
+/**
+ * Describes the message tollgate.audit.v1.ListAlertsRequest.
+ * Use `create(ListAlertsRequestSchema)` to create a new message.
+ */
+export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_audit_v1_audit_service, 6);
+
+/**
+ * @generated from message tollgate.audit.v1.ListAlertsResponse
+ */
+export type ListAlertsResponse = Message<"tollgate.audit.v1.ListAlertsResponse"> & {
+  /**
+   * @generated from field: repeated tollgate.audit.v1.IntegrityAlert alerts = 1;
+   */
+  alerts: IntegrityAlert[];
+};
+
+/**
+ * Describes the message tollgate.audit.v1.ListAlertsResponse.
+ * Use `create(ListAlertsResponseSchema)` to create a new message.
+ */
+export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_audit_v1_audit_service, 7);
+
+/**
  * AuditService answers "who did what" from the audit index and streams new
  * events live from JetStream. Requires the auditor or admin role.
  *
@@ -183,6 +339,17 @@ export const AuditService: GenService<{
     methodKind: "server_streaming";
     input: typeof TailEventsRequestSchema;
     output: typeof TailEventsResponseSchema;
+  },
+  /**
+   * ListAlerts returns integrity alerts (gaps, forks, altered events, bad checkpoints)
+   * raised while ingesting the stream, newest first.
+   *
+   * @generated from rpc tollgate.audit.v1.AuditService.ListAlerts
+   */
+  listAlerts: {
+    methodKind: "unary";
+    input: typeof ListAlertsRequestSchema;
+    output: typeof ListAlertsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tollgate_audit_v1_audit_service, 0);

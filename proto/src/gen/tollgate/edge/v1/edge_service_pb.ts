@@ -10,7 +10,120 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/edge/v1/edge_service.proto.
  */
 export const file_tollgate_edge_v1_edge_service: GenFile = /*@__PURE__*/
-  fileDesc("CiN0b2xsZ2F0ZS9lZGdlL3YxL2VkZ2Vfc2VydmljZS5wcm90bxIQdG9sbGdhdGUuZWRnZS52MSIpChRHZXRFZGdlQ29uZmlnUmVxdWVzdBIRCgllZGdlX25hbWUYASABKAkiygEKFUdldEVkZ2VDb25maWdSZXNwb25zZRI1Cgtjb25uZWN0aW9ucxgBIAMoCzIgLnRvbGxnYXRlLmVkZ2UudjEuRWRnZUNvbm5lY3Rpb24SOAoPY3JlZGVudGlhbF9rZXlzGAIgAygLMh8udG9sbGdhdGUuZWRnZS52MS5DcmVkZW50aWFsS2V5Ei4KBWF1ZGl0GAMgASgLMh8udG9sbGdhdGUuZWRnZS52MS5BdWRpdFNldHRpbmdzEhAKCHJldmlzaW9uGAQgASgDIsEBCg5FZGdlQ29ubmVjdGlvbhIMCgRuYW1lGAEgASgJEg4KBnJlZ2lvbhgCIAEoCRIZChF1cHN0cmVhbV9lbmRwb2ludBgDIAEoCRIeChZ1cHN0cmVhbV9hY2Nlc3Nfa2V5X2lkGAQgASgJEiIKGnVwc3RyZWFtX3NlY3JldF9hY2Nlc3Nfa2V5GAUgASgJEh4KFnVwc3RyZWFtX3Nlc3Npb25fdG9rZW4YBiABKAkSEgoKYWNjb3VudF9pZBgHIAEoCSIsCg1DcmVkZW50aWFsS2V5Eg4KBmtleV9pZBgBIAEoCRILCgNrZXkYAiABKAwiNwoNQXVkaXRTZXR0aW5ncxIOCgZzdHJlYW0YASABKAkSFgoOc3ViamVjdF9wcmVmaXgYAiABKAkycQoLRWRnZVNlcnZpY2USYgoNR2V0RWRnZUNvbmZpZxImLnRvbGxnYXRlLmVkZ2UudjEuR2V0RWRnZUNvbmZpZ1JlcXVlc3QaJy50b2xsZ2F0ZS5lZGdlLnYxLkdldEVkZ2VDb25maWdSZXNwb25zZSIAYgZwcm90bzM");
+  fileDesc("CiN0b2xsZ2F0ZS9lZGdlL3YxL2VkZ2Vfc2VydmljZS5wcm90bxIQdG9sbGdhdGUuZWRnZS52MSJDChZSZWdpc3RlckVkZ2VLZXlSZXF1ZXN0EhEKCWVkZ2VfbmFtZRgBIAEoCRIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCSIpChdSZWdpc3RlckVkZ2VLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkiEgoQTGlzdEVkZ2VzUmVxdWVzdCI8ChFMaXN0RWRnZXNSZXNwb25zZRInCgRrZXlzGAEgAygLMhkudG9sbGdhdGUuZWRnZS52MS5FZGdlS2V5Il4KB0VkZ2VLZXkSEQoJZWRnZV9uYW1lGAEgASgJEg4KBmtleV9pZBgCIAEoCRIWCg5wdWJsaWNfa2V5X3BlbRgDIAEoCRIYChByZWdpc3Rlcl90aW1lX21zGAQgASgDIikKFEdldEVkZ2VDb25maWdSZXF1ZXN0EhEKCWVkZ2VfbmFtZRgBIAEoCSLKAQoVR2V0RWRnZUNvbmZpZ1Jlc3BvbnNlEjUKC2Nvbm5lY3Rpb25zGAEgAygLMiAudG9sbGdhdGUuZWRnZS52MS5FZGdlQ29ubmVjdGlvbhI4Cg9jcmVkZW50aWFsX2tleXMYAiADKAsyHy50b2xsZ2F0ZS5lZGdlLnYxLkNyZWRlbnRpYWxLZXkSLgoFYXVkaXQYAyABKAsyHy50b2xsZ2F0ZS5lZGdlLnYxLkF1ZGl0U2V0dGluZ3MSEAoIcmV2aXNpb24YBCABKAMiwQEKDkVkZ2VDb25uZWN0aW9uEgwKBG5hbWUYASABKAkSDgoGcmVnaW9uGAIgASgJEhkKEXVwc3RyZWFtX2VuZHBvaW50GAMgASgJEh4KFnVwc3RyZWFtX2FjY2Vzc19rZXlfaWQYBCABKAkSIgoadXBzdHJlYW1fc2VjcmV0X2FjY2Vzc19rZXkYBSABKAkSHgoWdXBzdHJlYW1fc2Vzc2lvbl90b2tlbhgGIAEoCRISCgphY2NvdW50X2lkGAcgASgJIiwKDUNyZWRlbnRpYWxLZXkSDgoGa2V5X2lkGAEgASgJEgsKA2tleRgCIAEoDCI3Cg1BdWRpdFNldHRpbmdzEg4KBnN0cmVhbRgBIAEoCRIWCg5zdWJqZWN0X3ByZWZpeBgCIAEoCTKzAgoLRWRnZVNlcnZpY2USYgoNR2V0RWRnZUNvbmZpZxImLnRvbGxnYXRlLmVkZ2UudjEuR2V0RWRnZUNvbmZpZ1JlcXVlc3QaJy50b2xsZ2F0ZS5lZGdlLnYxLkdldEVkZ2VDb25maWdSZXNwb25zZSIAEmgKD1JlZ2lzdGVyRWRnZUtleRIoLnRvbGxnYXRlLmVkZ2UudjEuUmVnaXN0ZXJFZGdlS2V5UmVxdWVzdBopLnRvbGxnYXRlLmVkZ2UudjEuUmVnaXN0ZXJFZGdlS2V5UmVzcG9uc2UiABJWCglMaXN0RWRnZXMSIi50b2xsZ2F0ZS5lZGdlLnYxLkxpc3RFZGdlc1JlcXVlc3QaIy50b2xsZ2F0ZS5lZGdlLnYxLkxpc3RFZGdlc1Jlc3BvbnNlIgBiBnByb3RvMw");
+
+/**
+ * @generated from message tollgate.edge.v1.RegisterEdgeKeyRequest
+ */
+export type RegisterEdgeKeyRequest = Message<"tollgate.edge.v1.RegisterEdgeKeyRequest"> & {
+  /**
+   * Name of the edge, as in its audit events' tollgate.edge.
+   *
+   * @generated from field: string edge_name = 1;
+   */
+  edgeName: string;
+
+  /**
+   * Ed25519 public key, SPKI PEM.
+   *
+   * @generated from field: string public_key_pem = 2;
+   */
+  publicKeyPem: string;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.RegisterEdgeKeyRequest.
+ * Use `create(RegisterEdgeKeyRequestSchema)` to create a new message.
+ */
+export const RegisterEdgeKeyRequestSchema: GenMessage<RegisterEdgeKeyRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 0);
+
+/**
+ * @generated from message tollgate.edge.v1.RegisterEdgeKeyResponse
+ */
+export type RegisterEdgeKeyResponse = Message<"tollgate.edge.v1.RegisterEdgeKeyResponse"> & {
+  /**
+   * Key id: first 16 hex chars of SHA-256 of the key's SPKI DER.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.RegisterEdgeKeyResponse.
+ * Use `create(RegisterEdgeKeyResponseSchema)` to create a new message.
+ */
+export const RegisterEdgeKeyResponseSchema: GenMessage<RegisterEdgeKeyResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 1);
+
+/**
+ * @generated from message tollgate.edge.v1.ListEdgesRequest
+ */
+export type ListEdgesRequest = Message<"tollgate.edge.v1.ListEdgesRequest"> & {
+};
+
+/**
+ * Describes the message tollgate.edge.v1.ListEdgesRequest.
+ * Use `create(ListEdgesRequestSchema)` to create a new message.
+ */
+export const ListEdgesRequestSchema: GenMessage<ListEdgesRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 2);
+
+/**
+ * @generated from message tollgate.edge.v1.ListEdgesResponse
+ */
+export type ListEdgesResponse = Message<"tollgate.edge.v1.ListEdgesResponse"> & {
+  /**
+   * @generated from field: repeated tollgate.edge.v1.EdgeKey keys = 1;
+   */
+  keys: EdgeKey[];
+};
+
+/**
+ * Describes the message tollgate.edge.v1.ListEdgesResponse.
+ * Use `create(ListEdgesResponseSchema)` to create a new message.
+ */
+export const ListEdgesResponseSchema: GenMessage<ListEdgesResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 3);
+
+/**
+ * EdgeKey is one registered edge signing key.
+ *
+ * @generated from message tollgate.edge.v1.EdgeKey
+ */
+export type EdgeKey = Message<"tollgate.edge.v1.EdgeKey"> & {
+  /**
+   * @generated from field: string edge_name = 1;
+   */
+  edgeName: string;
+
+  /**
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * Ed25519 public key, SPKI PEM.
+   *
+   * @generated from field: string public_key_pem = 3;
+   */
+  publicKeyPem: string;
+
+  /**
+   * When it was registered, Unix ms.
+   *
+   * @generated from field: int64 register_time_ms = 4;
+   */
+  registerTimeMs: bigint;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.EdgeKey.
+ * Use `create(EdgeKeySchema)` to create a new message.
+ */
+export const EdgeKeySchema: GenMessage<EdgeKey> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 4);
 
 /**
  * @generated from message tollgate.edge.v1.GetEdgeConfigRequest
@@ -29,7 +142,7 @@ export type GetEdgeConfigRequest = Message<"tollgate.edge.v1.GetEdgeConfigReques
  * Use `create(GetEdgeConfigRequestSchema)` to create a new message.
  */
 export const GetEdgeConfigRequestSchema: GenMessage<GetEdgeConfigRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 0);
+  messageDesc(file_tollgate_edge_v1_edge_service, 5);
 
 /**
  * @generated from message tollgate.edge.v1.GetEdgeConfigResponse
@@ -65,7 +178,7 @@ export type GetEdgeConfigResponse = Message<"tollgate.edge.v1.GetEdgeConfigRespo
  * Use `create(GetEdgeConfigResponseSchema)` to create a new message.
  */
 export const GetEdgeConfigResponseSchema: GenMessage<GetEdgeConfigResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 1);
+  messageDesc(file_tollgate_edge_v1_edge_service, 6);
 
 /**
  * @generated from message tollgate.edge.v1.EdgeConnection
@@ -112,7 +225,7 @@ export type EdgeConnection = Message<"tollgate.edge.v1.EdgeConnection"> & {
  * Use `create(EdgeConnectionSchema)` to create a new message.
  */
 export const EdgeConnectionSchema: GenMessage<EdgeConnection> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 2);
+  messageDesc(file_tollgate_edge_v1_edge_service, 7);
 
 /**
  * @generated from message tollgate.edge.v1.CredentialKey
@@ -136,7 +249,7 @@ export type CredentialKey = Message<"tollgate.edge.v1.CredentialKey"> & {
  * Use `create(CredentialKeySchema)` to create a new message.
  */
 export const CredentialKeySchema: GenMessage<CredentialKey> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 3);
+  messageDesc(file_tollgate_edge_v1_edge_service, 8);
 
 /**
  * @generated from message tollgate.edge.v1.AuditSettings
@@ -162,7 +275,7 @@ export type AuditSettings = Message<"tollgate.edge.v1.AuditSettings"> & {
  * Use `create(AuditSettingsSchema)` to create a new message.
  */
 export const AuditSettingsSchema: GenMessage<AuditSettings> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 4);
+  messageDesc(file_tollgate_edge_v1_edge_service, 9);
 
 /**
  * EdgeService is how edge agents get their configuration. Requires the edge
@@ -179,6 +292,29 @@ export const EdgeService: GenService<{
     methodKind: "unary";
     input: typeof GetEdgeConfigRequestSchema;
     output: typeof GetEdgeConfigResponseSchema;
+  },
+  /**
+   * RegisterEdgeKey registers an edge's Ed25519 public key at enrollment, so the control
+   * plane (and `tollgate audit verify`) can check the edge's signed audit checkpoints.
+   * Registering the same key again is a no-op; a new key is added (rotation), older keys
+   * stay valid for older checkpoints.
+   *
+   * @generated from rpc tollgate.edge.v1.EdgeService.RegisterEdgeKey
+   */
+  registerEdgeKey: {
+    methodKind: "unary";
+    input: typeof RegisterEdgeKeyRequestSchema;
+    output: typeof RegisterEdgeKeyResponseSchema;
+  },
+  /**
+   * ListEdges returns every registered edge key (public keys only).
+   *
+   * @generated from rpc tollgate.edge.v1.EdgeService.ListEdges
+   */
+  listEdges: {
+    methodKind: "unary";
+    input: typeof ListEdgesRequestSchema;
+    output: typeof ListEdgesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tollgate_edge_v1_edge_service, 0);

@@ -1,0 +1,191 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { AuditEvent } from "@tollgate/proto";
+import type { EdgeSigningKey } from "@tollgate/sdk";
+import { AuditJournal, JournalRecordType } from "./audit-journal.js";
+import { AuditShipper, encodeJournalEvent } from "./audit-shipper.js";
+import { type Logger, silentLogger } from "./logger.js";
+
+/**
+ * The request path's view of auditing: durable before acting.
+ *
+ *   const call = await recorder.begin(intentEvent);   // journaled + fsynced, or throws
+ *   ... forward to AWS, stream the response back ...
+ *   await recorder.complete(call, finalEvent);        // journaled; shipped to JetStream
+ *
+ * A call refused before forwarding has one event: `await recorder.record(event)`.
+ * If `begin` throws {@link AuditUnavailableError} the edge must not forward the call and answers
+ * with an AWS-shaped 503 (fail closed) — unless the connection is listed in
+ * `failOpenConnections`, in which case `begin` returns an unjournaled handle and the call goes
+ * through unrecorded if the journal cannot take it (documented, per connection, default none).
+ */
+
+/** Options for {@link AuditRecorder.open}. */
+export interface AuditRecorderOptions {
+  /** Journal directory, e.g. `$TOLLGATE_HOME/edge/journal`. */
+  dir: string;
+  /** Opens a NATS connection for shipping (create it with `reconnect: false`). */
+  connect: () => Promise<NatsConnection>;
+  /** This edge's name (checkpoints and chain are per edge). */
+  edge: string;
+  /** Ed25519 checkpoint key (see `loadOrCreateEdgeSigningKey`). */
+  signingKey: EdgeSigningKey;
+  /** Subject prefix for events journaled now and for checkpoints. */
+  subjectPrefix: () => string;
+  /**
+   * Connections whose calls are forwarded even when the journal cannot record them
+   * (`"*"` = all). Default none: every connection fails closed.
+   */
+  failOpenConnections?: readonly string[] | "*";
+  /** Bound on the un-shipped journal backlog, bytes. Default 1 GiB. */
+  maxBytes?: number;
+  /** Journal segment size, bytes. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Checkpoint period, ms (≤ 10000). Default 5000. */
+  checkpointIntervalMs?: number;
+  /** Most unacknowledged JetStream publishes. Default 256. */
+  maxInFlight?: number;
+  logger?: Logger;
+}
+
+/** `begin` could not record the intent; the edge must refuse the call (503). */
+export class AuditUnavailableError extends Error {
+  override readonly name = "AuditUnavailableError";
+  readonly code = "ERR_AUDIT_UNAVAILABLE";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A call between {@link AuditRecorder.begin} and {@link AuditRecorder.complete}. */
+export interface CallHandle {
+  readonly eventId: string;
+  /** False when the intent could not be journaled and the connection fails open. */
+  readonly journaled: boolean;
+  readonly subjectPrefix: string;
+}
+
+/** Room kept under `maxBytes` before {@link AuditRecorder.healthy} turns false. */
+const RESERVE_BYTES = 1024 * 1024;
+
+/** Journal + shipper + checkpoints behind a small request-path API; see the module comment. */
+export class AuditRecorder {
+  readonly journal: AuditJournal;
+  readonly shipper: AuditShipper;
+  readonly #o: AuditRecorderOptions;
+  readonly #failOpen: ReadonlySet<string> | "*";
+  readonly #logger: Logger;
+
+  private constructor(o: AuditRecorderOptions, journal: AuditJournal, shipper: AuditShipper) {
+    this.#o = o;
+    this.journal = journal;
+    this.shipper = shipper;
+    const fo = o.failOpenConnections ?? [];
+    this.#failOpen = fo === "*" ? "*" : new Set(fo);
+    this.#logger = o.logger ?? silentLogger;
+  }
+
+  /** Opens the journal (repairing a torn tail) and starts shipping and checkpointing. */
+  static async open(options: AuditRecorderOptions): Promise<AuditRecorder> {
+    const journal = await AuditJournal.open({
+      dir: options.dir,
+      ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+      ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
+    });
+    const shipper = new AuditShipper({
+      journal,
+      connect: options.connect,
+      edge: options.edge,
+      signingKey: options.signingKey,
+      subjectPrefix: options.subjectPrefix,
+      ...(options.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: options.checkpointIntervalMs } : {}),
+      ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    });
+    await shipper.start();
+    return new AuditRecorder(options, journal, shipper);
+  }
+
+  /** Public key (PEM) and id that verify this edge's checkpoints; register them with the control plane. */
+  get publicKeyPem(): string {
+    return this.#o.signingKey.publicKeyPem;
+  }
+
+  /** Id of the checkpoint key. */
+  get keyId(): string {
+    return this.#o.signingKey.keyId;
+  }
+
+  /** False when the journal cannot take more calls (write failure, or backlog near `maxBytes`). */
+  get healthy(): boolean {
+    return this.journal.healthy && !this.journal.nearlyFull(RESERVE_BYTES);
+  }
+
+  /** True when calls on `connection` are forwarded even if they cannot be journaled. */
+  failOpenFor(connection: string): boolean {
+    return this.#failOpen === "*" || this.#failOpen.has(connection);
+  }
+
+  /**
+   * Journals the call's intent (the event as known before forwarding) and resolves once it is
+   * fsynced. Call it after the decision and before forwarding. Throws
+   * {@link AuditUnavailableError} when it cannot record and the connection fails closed.
+   */
+  async begin(event: AuditEvent): Promise<CallHandle> {
+    const subjectPrefix = this.#o.subjectPrefix();
+    try {
+      await this.journal.append(JournalRecordType.Intent, encodeJournalEvent(subjectPrefix, event));
+      return { eventId: event.eventId, journaled: true, subjectPrefix };
+    } catch (err) {
+      const connection = event.tollgate?.connection ?? "";
+      if (this.failOpenFor(connection)) {
+        this.#logger.error(
+          { err: err instanceof Error ? err.message : String(err), eventID: event.eventId, connection },
+          "audit journal unavailable; forwarding unrecorded (fail-open connection)",
+        );
+        return { eventId: event.eventId, journaled: false, subjectPrefix };
+      }
+      throw new AuditUnavailableError("the audit journal cannot record this call", { cause: err });
+    }
+  }
+
+  /**
+   * Journals the call's final event (same eventID as its intent); it is then shipped. Sets
+   * `tollgate.outcome` to "completed" (in place) when unset. Never rejects: resolves false (and logs)
+   * when the completion could not be journaled — after a restart the intent is then shipped
+   * with outcome "unknown".
+   */
+  async complete(handle: CallHandle, finalEvent: AuditEvent): Promise<boolean> {
+    if (finalEvent.eventId !== handle.eventId) {
+      throw new TypeError(`completion ${finalEvent.eventId} does not match intent ${handle.eventId}`);
+    }
+    return this.#append(handle.subjectPrefix, finalEvent);
+  }
+
+  /**
+   * Journals the single event of a call that was never forwarded (refused by the edge).
+   * Resolves false (and logs) if it could not be recorded.
+   */
+  record(event: AuditEvent): Promise<boolean> {
+    return this.#append(this.#o.subjectPrefix(), event);
+  }
+
+  async #append(subjectPrefix: string, event: AuditEvent): Promise<boolean> {
+    if (event.tollgate !== undefined && event.tollgate.outcome === "") event.tollgate.outcome = "completed";
+    try {
+      await this.journal.append(JournalRecordType.Completion, encodeJournalEvent(subjectPrefix, event));
+      return true;
+    } catch (err) {
+      this.#logger.error(
+        { err: err instanceof Error ? err.message : String(err), eventID: event.eventId },
+        "audit event could not be journaled",
+      );
+      return false;
+    }
+  }
+
+  /** Stops shipping (waiting up to `drainMs` for the backlog to ship) and closes the journal. */
+  async close(drainMs = 2000): Promise<void> {
+    await this.shipper.close(drainMs);
+    await this.journal.close();
+  }
+}
