@@ -23,4 +23,5 @@ if (modelDrift.trim() !== "") {
   process.exit(1);
 }
 run("npx", ["tsc", "-b"]);
+run("npx", ["tsc", "-p", "test", "--noEmit"]);
 process.stdout.write("check: ok\n");

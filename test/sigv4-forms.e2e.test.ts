@@ -299,7 +299,7 @@ describe("signed aws-chunked uploads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILE
         expect(r.body).toContain("<Code>SignatureDoesNotMatch</Code>");
       }
       expect(await headStatus(s3Of(verifying), "forms", key)).toBe(404);
-      const events = await waitForEvents(verifying, { principal: DEMO_PRINCIPAL, eventName: "PutObject" }, 1, {
+      const events = await waitForEvents(verifying, { principal: DEMO_PRINCIPAL, operation: "PutObject" }, 1, {
         settleMs: 500,
       });
       const ev = events.find(
@@ -354,7 +354,7 @@ describe("signed aws-chunked uploads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILE
       path: "/forms/chunked/big",
       credentials: credOf(verifying),
       region: "us-east-1",
-      data: { size, fill: (off, b) => b.fill(off % 251) },
+      data: { size, fill: (off: number, b: Buffer) => b.fill(off % 251) },
       chunkBytes: 65_536,
     });
     const seconds = (performance.now() - started) / 1000;
@@ -468,7 +468,7 @@ describe("clock skew", () => {
     expect(Math.abs(s3.config.systemClockOffset)).toBeLessThan(60_000);
     const out = await s3.send(new ListBucketsCommand({}));
     expect(out.Buckets?.some((b) => b.Name === "forms")).toBe(true);
-    const events = await waitForEvents(verifying, { principal: DEMO_PRINCIPAL, eventName: "ListBuckets" }, 2, {
+    const events = await waitForEvents(verifying, { principal: DEMO_PRINCIPAL, operation: "ListBuckets" }, 2, {
       settleMs: 300,
     });
     expect(events.some((e) => e.errorCode === "RequestTimeTooSkewed")).toBe(true);

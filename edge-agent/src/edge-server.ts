@@ -31,8 +31,7 @@ import {
   SigV4Problem,
   verifySigV4,
 } from "./sigv4-verifier.js";
-import { resolveUpstreamTarget } from "./upstream-endpoint.js";
-import { upstreamPath, upstreamVirtualHost } from "./upstream-request-path.js";
+import { resolveUpstreamTarget, upstreamRequestPath } from "./upstream-endpoint.js";
 import { UpstreamSignerCache } from "./upstream-signer.js";
 
 /** Options for {@link createEdgeRequestHandler}. */
@@ -486,15 +485,17 @@ export function createEdgeRequestHandler(
     if (connection === undefined) {
       return Promise.reject(new EdgeRefusal("access-denied", "unknown-connection", "Unknown connection."));
     }
-    const target = resolveUpstreamTarget(connection.upstreamEndpoint, auth.service, auth.region);
-    // Virtual-hosted S3 (HTTPS proxy mode): path-style to an endpoint; the bucket's own host on AWS.
-    const clientHost = header(req, "host") ?? "";
-    const virtualHost = upstreamVirtualHost(clientHost, auth.service, connection.upstreamEndpoint);
-    if (virtualHost !== undefined) {
-      target.hostname = virtualHost;
-      target.host = virtualHost;
-    }
-    const rawPath = upstreamPath(call.rawPath, clientHost, auth.service, connection.upstreamEndpoint);
+    const c = call.classification as Classification;
+    // Host and signing region from the connection endpoint or the AWS models (never client headers).
+    const route = {
+      ...(c.endpointPrefix !== undefined ? { endpointPrefix: c.endpointPrefix } : {}),
+      ...(c.apiService !== undefined ? { apiService: c.apiService } : {}),
+      ...(c.s3Bucket !== undefined ? { s3Bucket: c.s3Bucket } : {}),
+      ...(c.s3Addressing !== undefined ? { s3Addressing: c.s3Addressing } : {}),
+    };
+    const target = resolveUpstreamTarget(connection.upstreamEndpoint, auth.service, auth.region, route);
+    // Per-service prefix stripped; a virtual-hosted bucket moves into the path for a custom endpoint.
+    const rawPath = upstreamRequestPath(connection.upstreamEndpoint, call.rawPath, c);
     const headers: Record<string, string> = {};
     for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
       const name = (req.rawHeaders[i] as string).toLowerCase();

@@ -17,4 +17,3 @@ export type { ProxyServerOptions } from "./proxy-server.js";
 export { createProxyServer, DEFAULT_PROXY_ALLOWED_HOSTS, proxyHostAllowed } from "./proxy-server.js";
 export type { IssuedCertificate, TollgateCaErrorCode, TollgateCaOptions } from "./tollgate-ca.js";
 export { TollgateCa, TollgateCaError } from "./tollgate-ca.js";
-export { upstreamPath, upstreamVirtualHost, virtualHostedBucket } from "./upstream-request-path.js";

@@ -1,6 +1,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AuditEvent, AuditFilter } from "@tollgate/proto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { AuditEvent, AuditFilterSchema } from "@tollgate/proto";
+
+/** A filter as the query takes it (every field optional). */
+export type AuditFilterInit = MessageInitShape<typeof AuditFilterSchema>;
+
 import { createControlPlaneClient } from "@tollgate/sdk";
 import type { DevInstance } from "./dev-instance.js";
 
@@ -10,7 +15,7 @@ export function adminClient(dev: DevInstance) {
 }
 
 /** Queries all pages for a filter. */
-export async function queryAll(dev: DevInstance, filter: Partial<AuditFilter>): Promise<AuditEvent[]> {
+export async function queryAll(dev: DevInstance, filter: AuditFilterInit): Promise<AuditEvent[]> {
   const client = adminClient(dev);
   const out: AuditEvent[] = [];
   let pageToken = "";
@@ -25,7 +30,7 @@ export async function queryAll(dev: DevInstance, filter: Partial<AuditFilter>): 
 /** Polls until at least `count` events match, then waits `settleMs` more and returns them all. */
 export async function waitForEvents(
   dev: DevInstance,
-  filter: Partial<AuditFilter>,
+  filter: AuditFilterInit,
   count: number,
   { timeoutMs = 15_000, settleMs = 750 } = {},
 ): Promise<AuditEvent[]> {

@@ -99,8 +99,8 @@ export async function putSignedChunks(o: SignedChunkPutOptions): Promise<SignedC
     service: "s3",
     sha256: class {
       #h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-      constructor(secret?: Uint8Array | string) {
-        this.#h = secret === undefined ? createHash("sha256") : createHmac("sha256", secret);
+      constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+        this.#h = secret === undefined ? createHash("sha256") : createHmac("sha256", toKey(secret));
       }
       update(d: Uint8Array): void {
         this.#h.update(d);
@@ -233,4 +233,10 @@ export function decodeSignedChunks(
     }
   }
   return { data: Buffer.concat(data), trailers, signaturesValid: valid, chunkSizes };
+}
+
+function toKey(secret: string | ArrayBuffer | ArrayBufferView): string | Buffer {
+  if (typeof secret === "string") return secret;
+  if (ArrayBuffer.isView(secret)) return Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength);
+  return Buffer.from(secret);
 }

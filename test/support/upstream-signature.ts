@@ -5,8 +5,8 @@ import type { CapturedRequest } from "./capture-proxy.js";
 /** SHA-256 on node crypto for @smithy/signature-v4. */
 export class NodeSha256 {
   #h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(secret?: Uint8Array | string) {
-    this.#h = secret === undefined ? createHash("sha256") : createHmac("sha256", secret);
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.#h = secret === undefined ? createHash("sha256") : createHmac("sha256", toKey(secret));
   }
   update(d: Uint8Array): void {
     this.#h.update(d);
@@ -82,4 +82,10 @@ export async function recomputeSignature(
   );
   const expected = /Signature=([0-9a-f]{64})/.exec(String(signed.headers.authorization))?.[1] ?? "";
   return { sent: m[2] as string, expected, signedHeaders };
+}
+
+function toKey(secret: string | ArrayBuffer | ArrayBufferView): string | Buffer {
+  if (typeof secret === "string") return secret;
+  if (ArrayBuffer.isView(secret)) return Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength);
+  return Buffer.from(secret);
 }

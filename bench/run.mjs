@@ -1,0 +1,616 @@
+#!/usr/bin/env node
+// Tollgate benchmark: one command, four variants side by side against the same nginx upstream.
+//   npm run bench [-- --duration 10 --warmup 2 --conns 16,64 --size-mib 1024 --repeat 2 --no-profile]
+// See bench/README.md. Not part of `npm test`, not run in CI.
+import { execFile } from "node:child_process";
+import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Writable } from "node:stream";
+import { pipeline as pipelineP } from "node:stream/promises";
+import { parseArgs, promisify } from "node:util";
+import { summarizeCpuProfile } from "./lib/cpu-profile.mjs";
+import { NGINX, startNginx } from "./lib/nginx.mjs";
+import {
+  childPids,
+  cpuSeconds,
+  freePort,
+  machineBusyCpuSeconds,
+  peakRssMiB,
+  pidByComm,
+  reapedChildrenCpuSeconds,
+  resetPeakRss,
+  rssMiB,
+  spawnUntilReady,
+  stopChild,
+} from "./lib/processes.mjs";
+import { WORKLOADS, writeRequestFile } from "./lib/requests.mjs";
+import { auditEventCount, REPO, startEdge, startTollgate, stopTollgate } from "./lib/tollgate.mjs";
+import { makePayload, PUT_MODES, timedGet, timedPut } from "./lib/transfer.mjs";
+
+const BENCH = import.meta.dirname;
+const REGION = "us-east-1";
+const WRK = process.env.BENCH_WRK ?? "/usr/bin/wrk";
+const TARGETS = { smallThroughputRatio: 0.6, addedP99Ms: 2, largeThroughputRatio: 0.9, peakRssMiB: 150 };
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: "string", default: "8" },
+    warmup: { type: "string", default: "2" },
+    conns: { type: "string", default: "16,64" },
+    threads: { type: "string", default: "2" },
+    "size-mib": { type: "string", default: "1024" },
+    "chunk-kib": { type: "string", default: "64" },
+    repeat: { type: "string", default: "1" },
+    requests: { type: "string", default: "2000" },
+    only: { type: "string", default: "all" }, // all | small | large
+    profile: { type: "boolean", default: false }, // always profile the edge at the end
+    "no-profile": { type: "boolean", default: false }, // never (default: only if a small-request target is missed)
+  },
+});
+const DURATION_S = Number(args.duration);
+const WARMUP_S = Number(args.warmup);
+const CONNS = args.conns.split(",").map(Number);
+const THREADS = Number(args.threads);
+const SIZE = Number(args["size-mib"]) * 1024 * 1024;
+const CHUNK = Number(args["chunk-kib"]) * 1024;
+const REPEAT = Number(args.repeat);
+
+const log = (s) => process.stderr.write(`${s}\n`);
+const started = Date.now();
+const dir = mkdtempSync(join(tmpdir(), "tollgate-bench-run-"));
+const run = promisify(execFile);
+
+// ---------------------------------------------------------------- set-up
+/** Everything we started, stopped in reverse order by cleanUp() (also on errors and Ctrl-C). */
+const started_ = { sink: undefined, nginx: undefined, nodeProxy: undefined, tg: undefined };
+let cleaning;
+function cleanUp() {
+  cleaning ??= (async () => {
+    if (started_.tg !== undefined) await stopTollgate(started_.tg).catch((e) => log(`bench: ${e.message}`));
+    await stopChild(started_.nodeProxy);
+    await stopChild(started_.sink);
+    if (started_.nginx !== undefined && started_.nginx.child.exitCode === null) {
+      started_.nginx.child.kill("SIGQUIT");
+      await started_.nginx.exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+let result;
+process.once("SIGINT", () => void cleanUp().then(() => process.exit(130)));
+process.once("SIGTERM", () => void cleanUp().then(() => process.exit(143)));
+try {
+  const ports = { origin: await freePort(), proxy: await freePort(), sink: await freePort(), node: await freePort() };
+  const sink = spawnUntilReady(process.execPath, [join(BENCH, "put-sink.mjs"), String(ports.sink)], {
+    readyRe: /^ready (\d+)/,
+    name: "put sink",
+  });
+  started_.sink = sink;
+  await sink.ready;
+  const nginx = await startNginx({
+    dir: join(dir, "nginx"),
+    originPort: ports.origin,
+    proxyPort: ports.proxy,
+    sinkPort: ports.sink,
+    largeBytes: SIZE,
+  });
+  started_.nginx = nginx;
+  // Read the sparse object once so that no variant pays for filling the page cache.
+  await pipelineP(
+    createReadStream(join(dir, "nginx/www/bench-bucket/large")),
+    new Writable({ write: (_c, _e, cb) => cb() }),
+  );
+  const nodeProxy = spawnUntilReady(
+    process.execPath,
+    [join(BENCH, "node-proxy.mjs"), String(ports.node), String(ports.origin), String(ports.sink)],
+    { readyRe: /^ready (\d+)/, name: "node proxy" },
+  );
+  started_.nodeProxy = nodeProxy;
+  await nodeProxy.ready;
+  log(`bench: nginx :${ports.origin} (proxy :${ports.proxy}), PUT sink :${ports.sink}, node proxy :${ports.node}`);
+  const tg = await startTollgate({
+    upstreams: { bench: `http://127.0.0.1:${ports.origin}`, "bench-sink": `http://127.0.0.1:${ports.sink}` },
+    region: REGION,
+  });
+  started_.tg = tg;
+  const edgePort = () => Number(new URL(tg.edgeUrl).port);
+  log(
+    `bench: tollgate edge ${tg.edgeUrl} (pid ${tg.edge.pid}), control plane ${tg.apiUrl} (pid ${tg.controlPlane.pid})`,
+  );
+
+  const natsPid = pidByComm("nats-server");
+  const nginxPids = () => [nginx.pid, ...childPids(nginx.pid)];
+
+  /** CPU seconds per process group, for per-run deltas. */
+  function cpuSnapshot() {
+    return {
+      edge: cpuSeconds(tg.edge.pid),
+      controlPlane: cpuSeconds(tg.controlPlane.pid),
+      nats: natsPid === undefined ? 0 : cpuSeconds(natsPid),
+      nginx: nginxPids().reduce((a, p) => a + cpuSeconds(p), 0),
+      nodeProxy: cpuSeconds(nodeProxy.pid),
+      sink: cpuSeconds(sink.pid),
+      client: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+      wrk: reapedChildrenCpuSeconds(),
+      machine: machineBusyCpuSeconds(),
+    };
+  }
+  function cpuDelta(a, b) {
+    const out = {};
+    let ours = 0;
+    for (const k of Object.keys(a)) {
+      out[k] = Math.round((b[k] - a[k]) * 100) / 100;
+      if (k !== "machine") ours += b[k] - a[k];
+    }
+    // CPU used by processes that are not part of this benchmark (other jobs on the machine).
+    out.foreign = Math.max(0, Math.round((out.machine - ours) * 100) / 100);
+    return out;
+  }
+
+  /** Waits until the control plane has indexed the audit backlog (its CPU goes quiet). */
+  async function waitControlPlaneIdle(maxS = 60) {
+    const t0 = Date.now();
+    for (;;) {
+      const a = cpuSeconds(tg.controlPlane.pid);
+      await new Promise((r) => setTimeout(r, 500));
+      if (cpuSeconds(tg.controlPlane.pid) - a < 0.05 || Date.now() - t0 > maxS * 1000) break;
+    }
+    return (Date.now() - t0) / 1000;
+  }
+
+  const variants = [
+    { name: "direct", describe: "wrk/client straight to nginx (PUT: straight to the sink)" },
+    { name: "nginx-proxy", describe: "nginx reverse proxy (keepalive upstream, no request/response buffering)" },
+    { name: "node-proxy", describe: "bare Node.js pass-through proxy (keep-alive agent, pipe both ways)" },
+    {
+      name: "tollgate",
+      describe: "Tollgate edge: SigV4 verify, classify, decide, re-sign, forward, audit to JetStream",
+    },
+  ];
+  function portOf(variant, kind) {
+    if (variant === "direct") return kind === "put" ? ports.sink : ports.origin;
+    if (variant === "nginx-proxy") return ports.proxy;
+    if (variant === "node-proxy") return ports.node;
+    return edgePort();
+  }
+  const credentialFor = (kind) => tg.credentials[kind === "put" ? "bench-sink" : "bench"];
+
+  /** Sends one raw request and returns the status line (sanity check before measuring). */
+  async function probe(port, raw) {
+    const { connect } = await import("node:net");
+    return new Promise((resolveProbe, reject) => {
+      const s = connect(port, "127.0.0.1", () => s.write(raw));
+      let got = "";
+      s.on("data", (d) => {
+        got += d.toString();
+        if (got.includes("\r\n\r\n")) {
+          s.destroy();
+          resolveProbe(got);
+        }
+      });
+      s.on("error", reject);
+      s.setTimeout(5000, () => {
+        s.destroy();
+        reject(new Error("probe timed out"));
+      });
+    });
+  }
+
+  async function wrk(port, conns, seconds, requestFile) {
+    const { stdout } = await run(
+      WRK,
+      [
+        `-t${Math.min(THREADS, conns)}`,
+        `-c${conns}`,
+        `-d${seconds}s`,
+        "--timeout",
+        "5s",
+        "-s",
+        join(BENCH, "wrk-replay.lua"),
+        `http://127.0.0.1:${port}`,
+        "--",
+        requestFile,
+      ],
+      { maxBuffer: 1 << 20 },
+    );
+    const line = stdout.split("\n").find((l) => l.startsWith("WRKJSON "));
+    if (line === undefined) throw new Error(`wrk printed no summary:\n${stdout}`);
+    return JSON.parse(line.slice(8));
+  }
+
+  result = {
+    startedAt: new Date(started).toISOString(),
+    machine: {
+      nproc: availableParallelism(),
+      cpu: cpus()[0]?.model ?? "",
+      node: process.version,
+      nginx: (await run(NGINX, ["-v"]).catch((e) => e)).stderr?.trim() ?? "",
+      loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    },
+    settings: {
+      durationS: DURATION_S,
+      warmupS: WARMUP_S,
+      conns: CONNS,
+      threads: THREADS,
+      sizeBytes: SIZE,
+      chunkBytes: CHUNK,
+      repeat: REPEAT,
+    },
+    variants: Object.fromEntries(variants.map((v) => [v.name, v.describe])),
+    small: [],
+    large: [],
+    rss: { atStart: { currentMiB: rssMiB(tg.edge.pid) } },
+    auditEvents: {},
+    profile: undefined,
+    targets: TARGETS,
+    verdicts: [],
+  };
+  let tollgateRequests = 0;
+
+  // ---------------------------------------------------------------- small requests
+  if (args.only !== "large") {
+    resetPeakRss(tg.edge.pid);
+    for (const workload of Object.keys(WORKLOADS)) {
+      for (const v of variants) {
+        const port = portOf(v.name, "small");
+        const file = join(dir, `${workload}-${v.name}.lua`);
+        const reqs = await writeRequestFile({
+          workload,
+          credential: credentialFor("small"),
+          host: `127.0.0.1:${port}`,
+          region: REGION,
+          count: Number(args.requests),
+          file,
+        });
+        const head = await probe(port, reqs[0]);
+        if (!head.startsWith("HTTP/1.1 200")) throw new Error(`${v.name} ${workload}: probe answered\n${head}`);
+        if (v.name === "tollgate") {
+          tollgateRequests++;
+          result.rss.afterFirstRequest ??= { currentMiB: rssMiB(tg.edge.pid), workload };
+        }
+        const warm = await wrk(port, Math.max(...CONNS), WARMUP_S, file);
+        if (v.name === "tollgate") tollgateRequests += warm.requests;
+        for (const conns of CONNS) {
+          const before = cpuSnapshot();
+          const r = await wrk(port, conns, DURATION_S, file);
+          const cpu = cpuDelta(before, cpuSnapshot());
+          if (v.name === "tollgate") tollgateRequests += r.requests;
+          const rps = r.requests / (r.duration_us / 1e6);
+          const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
+          const row = {
+            workload,
+            variant: v.name,
+            conns,
+            rps: Math.round(rps),
+            p50Ms: r.latency_us.p50 / 1000,
+            p99Ms: r.latency_us.p99 / 1000,
+            p999Ms: r.latency_us.p999 / 1000,
+            errors,
+            errorDetail: r.errors,
+            requests: r.requests,
+            cpuSeconds: cpu,
+          };
+          const own = { "node-proxy": cpu.nodeProxy, tollgate: cpu.edge, "nginx-proxy": undefined, direct: undefined }[
+            v.name
+          ];
+          if (own !== undefined) row.proxyCpuUsPerRequest = Math.round((own / r.requests) * 1e6);
+          result.small.push(row);
+          log(
+            `small ${workload.padEnd(18)} ${v.name.padEnd(12)} c=${String(conns).padStart(3)}  ${String(row.rps).padStart(6)} req/s  p50 ${row.p50Ms.toFixed(2)} ms  p99 ${row.p99Ms.toFixed(2)} ms${row.proxyCpuUsPerRequest !== undefined ? `  proxy CPU ${row.proxyCpuUsPerRequest} µs/req` : ""}  foreign CPU ${cpu.foreign} s${errors > 0 ? `  ERRORS ${JSON.stringify(r.errors)}` : ""}`,
+          );
+        }
+        if (v.name === "tollgate") {
+          const waited = await waitControlPlaneIdle();
+          result.small.at(-1).controlPlaneCatchUpS = waited;
+          log(`      control plane indexed the audit backlog ${waited.toFixed(1)} s after the run`);
+        }
+      }
+    }
+    result.rss.smallRequests = { peakMiB: peakRssMiB(tg.edge.pid) };
+  }
+
+  // ---------------------------------------------------------------- large transfers
+  if (args.only !== "small") {
+    const payload = makePayload(CHUNK);
+    const cases = [{ kind: "get", mode: "get" }, ...Object.keys(PUT_MODES).map((mode) => ({ kind: "put", mode }))];
+    for (const c of cases) {
+      resetPeakRss(tg.edge.pid);
+      for (const v of variants) {
+        const port = portOf(v.name, c.kind);
+        const runs = [];
+        let refused;
+        for (let i = 0; i < REPEAT && refused === undefined; i++) {
+          const before = cpuSnapshot();
+          const r =
+            c.kind === "get"
+              ? await timedGet({ port, credential: credentialFor("get"), region: REGION, size: SIZE })
+              : await timedPut({
+                  port,
+                  credential: credentialFor("put"),
+                  region: REGION,
+                  size: SIZE,
+                  mode: c.mode,
+                  payload,
+                });
+          const cpu = cpuDelta(before, cpuSnapshot());
+          if (v.name === "tollgate") tollgateRequests++;
+          if (r.status !== 200) {
+            refused = r;
+            break;
+          }
+          runs.push({ ...r, cpuSeconds: cpu });
+        }
+        const row = { transfer: c.mode === "get" ? "GET" : `PUT ${c.mode}`, variant: v.name };
+        if (refused !== undefined) {
+          const notImplemented = refused.status === 501;
+          row.status = notImplemented ? "not supported yet" : `refused ${refused.status}`;
+          row.detail = refused.body;
+          if (!notImplemented) log(`large ${row.transfer} ${v.name}: HTTP ${refused.status}\n${refused.body}`);
+        } else {
+          const best = runs.reduce((a, b) => (b.mibPerS > a.mibPerS ? b : a));
+          row.status = "ok";
+          row.mibPerS = Math.round(best.mibPerS);
+          row.allMibPerS = runs.map((r) => Math.round(r.mibPerS));
+          row.seconds = Math.round(best.seconds * 1000) / 1000;
+          row.cpuSeconds = best.cpuSeconds;
+          if (c.kind === "put") {
+            row.upstreamReceivedBytes = best.receivedUpstream;
+            row.sentBytes = best.sentBytes;
+          }
+        }
+        result.large.push(row);
+        log(
+          `large ${row.transfer.padEnd(22)} ${v.name.padEnd(12)} ${row.status === "ok" ? `${String(row.mibPerS).padStart(5)} MiB/s (${row.allMibPerS.join(", ")})` : row.status}`,
+        );
+      }
+      result.rss[c.mode === "get" ? "GET" : `PUT ${c.mode}`] = { peakMiB: peakRssMiB(tg.edge.pid) };
+    }
+  }
+  result.edgeLog = { ...tg.edge.counts };
+  result.edgeBuild = {
+    repo: REPO,
+    gitHead: (await run("git", ["-C", REPO, "rev-parse", "HEAD"]).catch(() => ({ stdout: "" }))).stdout.trim(),
+    uncommittedChanges: (await run("git", ["-C", REPO, "status", "--porcelain"]).catch(() => ({ stdout: "" }))).stdout
+      .split("\n")
+      .filter((l) => l.includes("edge-agent/") || l.includes("sdk/")).length,
+    measured: tg.edge.build,
+  };
+  result.rss.afterRun = { currentMiB: rssMiB(tg.edge.pid) };
+  result.rss.peakMiB = Math.max(...Object.values(result.rss).map((r) => r.peakMiB ?? 0));
+
+  try {
+    result.auditEvents = { tollgateRequests, storedInStream: await auditEventCount(tg) };
+  } catch (err) {
+    result.auditEvents = { tollgateRequests, error: err.message };
+  }
+
+  // ---------------------------------------------------------------- verdicts
+  const byKey = (rows, keyFn) => {
+    const groups = new Map();
+    for (const r of rows) groups.set(keyFn(r), [...(groups.get(keyFn(r)) ?? []), r]);
+    return Object.fromEntries(groups);
+  };
+  const ratios = { small: [], large: [] };
+  for (const rows of Object.values(byKey(result.small, (r) => `${r.workload}|${r.conns}`))) {
+    const node = rows.find((r) => r.variant === "node-proxy");
+    const t = rows.find((r) => r.variant === "tollgate");
+    const ng = rows.find((r) => r.variant === "nginx-proxy");
+    const d = rows.find((r) => r.variant === "direct");
+    if (node === undefined || t === undefined) continue;
+    const row = {
+      workload: t.workload,
+      conns: t.conns,
+      tollgateVsNode: Math.round((t.rps / node.rps) * 100) / 100,
+      addedP99Ms: Math.round((t.p99Ms - node.p99Ms) * 100) / 100,
+      nodeVsDirect: d ? Math.round((node.rps / d.rps) * 100) / 100 : undefined,
+      nginxProxyVsNode: ng ? Math.round((ng.rps / node.rps) * 100) / 100 : undefined,
+    };
+    ratios.small.push(row);
+    result.verdicts.push({
+      target: `small ${row.workload} c=${row.conns}: throughput >= ${TARGETS.smallThroughputRatio}x node proxy`,
+      value: row.tollgateVsNode,
+      met: row.tollgateVsNode >= TARGETS.smallThroughputRatio && t.errors === 0,
+    });
+    result.verdicts.push({
+      target: `small ${row.workload} c=${row.conns}: added p99 <= ${TARGETS.addedP99Ms} ms`,
+      value: row.addedP99Ms,
+      met: row.addedP99Ms <= TARGETS.addedP99Ms,
+    });
+  }
+  for (const rows of Object.values(byKey(result.large, (r) => r.transfer))) {
+    const node = rows.find((r) => r.variant === "node-proxy");
+    const t = rows.find((r) => r.variant === "tollgate");
+    if (node === undefined || t === undefined) continue;
+    const ratio =
+      t.status === "ok" && node.status === "ok" ? Math.round((t.mibPerS / node.mibPerS) * 100) / 100 : undefined;
+    ratios.large.push({ transfer: t.transfer, tollgateVsNode: ratio, status: t.status });
+    result.verdicts.push({
+      target: `${t.transfer}: throughput >= ${TARGETS.largeThroughputRatio}x node proxy`,
+      value: ratio ?? t.status,
+      met:
+        ratio === undefined
+          ? t.status === "not supported yet"
+            ? "n/a"
+            : false
+          : ratio >= TARGETS.largeThroughputRatio,
+    });
+  }
+  if (result.rss.peakMiB > 0) {
+    result.verdicts.push({
+      target: `edge peak RSS < ${TARGETS.peakRssMiB} MiB`,
+      value: Math.round(result.rss.peakMiB),
+      met: result.rss.peakMiB < TARGETS.peakRssMiB,
+    });
+  }
+  result.ratios = ratios;
+
+  // ---------------------------------------------------------------- profile (on a missed small target)
+  const smallMissed = result.verdicts.some((v) => v.target.startsWith("small") && v.met === false);
+  if (args.only !== "large" && !args["no-profile"] && (args.profile || smallMissed)) {
+    log(`bench: profiling the edge (node --cpu-prof) at c=${Math.max(...CONNS)}, one edge process per workload`);
+    result.profile = {};
+    for (const workload of Object.keys(WORKLOADS)) {
+      const profDir = join(dir, `profile-${workload}`);
+      mkdirSync(profDir);
+      await startEdge(tg, ["--cpu-prof", `--cpu-prof-dir=${profDir}`]);
+      const port = edgePort();
+      const file = join(dir, `${workload}-profile.lua`);
+      await writeRequestFile({
+        workload,
+        credential: credentialFor("small"),
+        host: `127.0.0.1:${port}`,
+        region: REGION,
+        count: 2000,
+        file,
+      });
+      // Warm up first so that start-up (module loading, model indexing) is a small share.
+      await wrk(port, Math.max(...CONNS), WARMUP_S, file);
+      const r = await wrk(port, Math.max(...CONNS), Math.min(DURATION_S, 8), file);
+      await stopChild(tg.edge);
+      const prof = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+      if (prof === undefined) continue;
+      const summary = summarizeCpuProfile(JSON.parse(readFileSync(join(profDir, prof), "utf8")), {
+        repo: REPO,
+        top: 25,
+      });
+      mkdirSync(join(BENCH, "results"), { recursive: true });
+      const keep = join(BENCH, "results", `edge-${workload}-${result.startedAt.replace(/[:.]/g, "-")}.cpuprofile`);
+      writeFileSync(keep, readFileSync(join(profDir, prof)));
+      result.profile[workload] = { file: keep, requests: r.requests, ...summary };
+    }
+  }
+  const chunksMissed = result.verdicts.some((v) => v.target.startsWith("PUT signed-chunks") && v.met === false);
+  if (args.only !== "small" && !args["no-profile"] && (args.profile || chunksMissed)) {
+    log("bench: profiling the edge (node --cpu-prof) during one PUT with signed chunks");
+    const profDir = join(dir, "profile-put");
+    mkdirSync(profDir);
+    await startEdge(tg, ["--cpu-prof", `--cpu-prof-dir=${profDir}`]);
+    const r = await timedPut({
+      port: edgePort(),
+      credential: credentialFor("put"),
+      region: REGION,
+      size: SIZE,
+      mode: "signed-chunks",
+      payload: makePayload(CHUNK),
+    });
+    await stopChild(tg.edge);
+    const prof = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+    if (r.status === 200 && prof !== undefined) {
+      result.profile ??= {};
+      const keep = join(
+        BENCH,
+        "results",
+        `edge-put-signed-chunks-${result.startedAt.replace(/[:.]/g, "-")}.cpuprofile`,
+      );
+      mkdirSync(join(BENCH, "results"), { recursive: true });
+      writeFileSync(keep, readFileSync(join(profDir, prof)));
+      result.profile["put-signed-chunks"] = {
+        file: keep,
+        requests: 1,
+        mibPerS: Math.round(r.mibPerS),
+        ...summarizeCpuProfile(JSON.parse(readFileSync(join(profDir, prof), "utf8")), { repo: REPO, top: 25 }),
+      };
+    }
+  }
+
+  // ---------------------------------------------------------------- clean-up and report
+} finally {
+  await cleanUp();
+}
+result.elapsedS = Math.round((Date.now() - started) / 1000);
+
+mkdirSync(join(BENCH, "results"), { recursive: true });
+const out = join(BENCH, "results", `${result.startedAt.replace(/[:.]/g, "-")}.json`);
+writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+process.stdout.write(renderReport(result));
+process.stdout.write(`\nresults: ${resolve(out)}  (${result.elapsedS} s)\n`);
+
+function proxyCpuPerGiB(row) {
+  const own = { "node-proxy": "nodeProxy", tollgate: "edge", "nginx-proxy": "nginx" }[row.variant];
+  if (own === undefined || row.cpuSeconds === undefined) return "";
+  // nginx-proxy: nginx's CPU includes the origin's share (same workers).
+  return (row.cpuSeconds[own] / (SIZE / 2 ** 30)).toFixed(2);
+}
+
+function renderReport(r) {
+  const lines = [];
+  const pad = (s, n) => String(s).padEnd(n);
+  const lpad = (s, n) => String(s).padStart(n);
+  lines.push("");
+  lines.push(
+    `Edge build: ${r.edgeBuild.repo} at ${r.edgeBuild.gitHead.slice(0, 10)}${r.edgeBuild.uncommittedChanges > 0 ? ` + ${r.edgeBuild.uncommittedChanges} uncommitted edge-agent/sdk files` : ""}, dist/ of ${r.edgeBuild.measured.distModified}`,
+  );
+  lines.push(`Tollgate bench — ${r.machine.nproc} CPUs (${r.machine.cpu}), node ${r.machine.node}, ${r.machine.nginx}`);
+  lines.push("All variants, the upstream and the load generator share these CPUs.");
+  const foreign = r.small.map((x) => x.cpuSeconds.foreign / DURATION_S);
+  if (foreign.length > 0) {
+    const avg = foreign.reduce((a, b) => a + b, 0) / foreign.length;
+    lines.push(
+      `Other processes on the machine used ${avg.toFixed(2)} cores on average during the small-request runs (load average at start ${r.machine.loadAverageAtStart.join(" ")})${avg > 0.3 ? " — figures are disturbed; rerun on a quiet machine" : ""}.`,
+    );
+  }
+  if (r.small.length > 0) {
+    lines.push("");
+    lines.push(`Small requests (wrk, ${THREADS} threads, ${DURATION_S} s per run after a ${WARMUP_S} s warm-up)`);
+    lines.push(
+      `${pad("workload", 19)}${pad("conns", 6)}${pad("variant", 13)}${lpad("req/s", 8)}${lpad("p50 ms", 9)}${lpad("p99 ms", 9)}${lpad("vs node", 9)}${lpad("+p99 ms", 9)}${lpad("proxy CPU µs/req", 18)}${lpad("other load", 12)}`,
+    );
+    for (const row of r.small) {
+      const node = r.small.find(
+        (x) => x.workload === row.workload && x.conns === row.conns && x.variant === "node-proxy",
+      );
+      lines.push(
+        `${pad(row.workload, 19)}${pad(row.conns, 6)}${pad(row.variant, 13)}${lpad(row.rps, 8)}${lpad(row.p50Ms.toFixed(2), 9)}${lpad(row.p99Ms.toFixed(2), 9)}${lpad(node ? `${(row.rps / node.rps).toFixed(2)}x` : "", 9)}${lpad(node ? (row.p99Ms - node.p99Ms).toFixed(2) : "", 9)}${lpad(row.proxyCpuUsPerRequest ?? "", 18)}${lpad(`${(row.cpuSeconds.foreign / DURATION_S).toFixed(1)} cores`, 12)}${row.errors > 0 ? `  errors ${row.errors}` : ""}`,
+      );
+    }
+  }
+  if (r.large.length > 0) {
+    lines.push("");
+    lines.push(
+      `Large transfers (${SIZE / 1024 / 1024} MiB, best of ${REPEAT}; aws-chunked in ${CHUNK / 1024} KiB chunks)`,
+    );
+    lines.push(
+      `${pad("transfer", 24)}${pad("variant", 13)}${lpad("MiB/s", 8)}${lpad("vs node", 9)}${lpad("proxy CPU s/GiB", 17)}${lpad("other load", 12)}  runs`,
+    );
+    for (const row of r.large) {
+      const node = r.large.find((x) => x.transfer === row.transfer && x.variant === "node-proxy");
+      const ratio = row.status === "ok" && node?.status === "ok" ? `${(row.mibPerS / node.mibPerS).toFixed(2)}x` : "";
+      lines.push(
+        `${pad(row.transfer, 24)}${pad(row.variant, 13)}${lpad(row.status === "ok" ? row.mibPerS : row.status, 8)}${lpad(ratio, 9)}${lpad(proxyCpuPerGiB(row), 17)}${lpad(row.cpuSeconds ? `${(row.cpuSeconds.foreign / row.seconds).toFixed(1)} cores` : "", 12)}  ${row.allMibPerS?.join(", ") ?? ""}`,
+      );
+    }
+  }
+  lines.push("");
+  lines.push(
+    `Edge RSS right after start: ${Math.round(r.rss.atStart.currentMiB)} MiB${r.rss.afterFirstRequest ? `, after its first request: ${Math.round(r.rss.afterFirstRequest.currentMiB)} MiB` : ""}`,
+  );
+  lines.push(
+    `Edge peak RSS (VmHWM): ${Object.entries(r.rss)
+      .filter(([, v]) => v.peakMiB !== undefined && typeof v === "object")
+      .map(([k, v]) => `${k} ${Math.round(v.peakMiB)} MiB`)
+      .join(", ")}; overall ${Math.round(r.rss.peakMiB)} MiB`,
+  );
+  lines.push(
+    `Audit events: ${r.auditEvents.storedInStream ?? r.auditEvents.error} stored for ~${r.auditEvents.tollgateRequests} Tollgate requests`,
+  );
+  lines.push(
+    `Edge log: ${r.edgeLog.warn} warnings, ${r.edgeLog.error} errors${r.edgeLog.lastProblem ? `; last: ${r.edgeLog.lastProblem}` : ""}`,
+  );
+  lines.push("");
+  lines.push("Targets");
+  for (const v of r.verdicts)
+    lines.push(`  ${v.met === true ? "met   " : v.met === false ? "MISSED" : "n/a   "} ${v.target}: ${v.value}`);
+  for (const [workload, p] of Object.entries(r.profile ?? {})) {
+    lines.push("");
+    lines.push(`Edge CPU profile, ${workload} (${p.requests} requests, ${p.totalMs} ms of samples): ${p.file}`);
+    lines.push("  self time by area:");
+    for (const a of p.byArea.slice(0, 12)) lines.push(`    ${lpad(a.pct.toFixed(1), 5)}%  ${a.area}`);
+    lines.push("  self time by function:");
+    for (const f of p.topFunctions.slice(0, 15)) lines.push(`    ${lpad(f.pct.toFixed(1), 5)}%  ${f.name}  ${f.where}`);
+    lines.push("  inclusive time of edge, sdk, signer and JetStream functions:");
+    for (const f of p.ourInclusive.slice(0, 20)) lines.push(`    ${lpad(f.pct.toFixed(1), 5)}%  ${f.name}  ${f.where}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

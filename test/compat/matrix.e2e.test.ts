@@ -1,0 +1,333 @@
+/**
+ * Runs the compatibility matrix (cases.ts): every row with its real client against one shared
+ * `tollgate dev` per upstream kind, then asserts each row's own audit events. Writes MATRIX.md.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateTableCommand, DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
+import { CreateFunctionCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { CreateTopicCommand, SNSClient } from "@aws-sdk/client-sns";
+import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { type AuditEvent, Decision } from "@tollgate/proto";
+import { type MotoServer, startMotoServer } from "@tollgate/sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adminClient, countByName, waitForEvents } from "../support/audit.js";
+import { type DevInstance, startDev } from "../support/dev-instance.js";
+import { COMPAT_CASES } from "./cases.js";
+import { AWS_CLI_BINARIES, runCliCall } from "./clients/aws-cli.js";
+import { runBoto3Call } from "./clients/boto3.js";
+import { runSdkCall } from "./clients/sdk-js-v3.js";
+import {
+  COMPAT_CLIENTS,
+  type CompatCase,
+  type CompatContext,
+  type CompatNeeds,
+  type CompatOutcome,
+  fillPlaceholders,
+} from "./compat-case.js";
+import { type CompatRowResult, renderMatrixReport, renderSummaryGrid } from "./matrix-report.js";
+
+const INCLUDE_PENDING = process.env.COMPAT_INCLUDE_PENDING === "1";
+/** Comma-separated clients to run (for local iteration); MATRIX.md is only written for full runs. */
+const ONLY = (process.env.COMPAT_ONLY ?? "").split(",").filter((c) => c !== "");
+const MATRIX_MD = join(import.meta.dirname, "MATRIX.md");
+
+interface Upstream {
+  moto: MotoServer;
+  dev: DevInstance;
+  vars: Record<string, string>;
+}
+
+interface RowRun {
+  row: CompatCase;
+  index: number;
+  principal: string;
+  vars: Record<string, string>;
+  outcome: CompatOutcome;
+  events: AuditEvent[];
+  ms: number;
+}
+
+const upstreams = new Map<CompatNeeds, Upstream>();
+const runs = new Map<number, RowRun>();
+const results: CompatRowResult[] = [];
+const timings: Record<string, number> = {};
+let workDir = "";
+
+/** Fixtures created directly at moto (not through the edge), so a row only depends on its own call. */
+async function createFixtures(
+  moto: MotoServer,
+  dev: DevInstance,
+  withLambda: boolean,
+): Promise<Record<string, string>> {
+  const cfg = {
+    endpoint: moto.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
+    maxAttempts: 1,
+  };
+  const s3 = new S3Client({ ...cfg, forcePathStyle: true });
+  await s3.send(new CreateBucketCommand({ Bucket: "compat-fx" }));
+  await s3.send(new PutObjectCommand({ Bucket: "compat-fx", Key: "fixture.txt", Body: "fixture-content" }));
+  const ddb = new DynamoDBClient(cfg);
+  await ddb.send(
+    new CreateTableCommand({
+      TableName: "compat-fx",
+      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      BillingMode: "PAY_PER_REQUEST",
+    }),
+  );
+  await ddb.send(new PutItemCommand({ TableName: "compat-fx", Item: { pk: { S: "k1" }, v: { S: "fixture" } } }));
+  await new SQSClient(cfg).send(new CreateQueueCommand({ QueueName: "compat-fx" }));
+  const topic = await new SNSClient(cfg).send(new CreateTopicCommand({ Name: "compat-fx" }));
+  await new SecretsManagerClient(cfg).send(
+    new CreateSecretCommand({ Name: "compat-fx", SecretString: "s3cr3t-value" }),
+  );
+  await new SSMClient(cfg).send(new PutParameterCommand({ Name: "/compat/fx", Value: "param-value", Type: "String" }));
+  const key = await new KMSClient(cfg).send(new CreateKeyCommand({}));
+  const role = await new IAMClient(cfg).send(
+    new CreateRoleCommand({
+      RoleName: "compat-lambda-role",
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }],
+      }),
+    }),
+  );
+  const roleArn = role.Role?.Arn ?? "";
+  const zipFile = join(workDir, "function.zip");
+  if (withLambda) {
+    await new LambdaClient(cfg).send(
+      new CreateFunctionCommand({
+        FunctionName: "compat-fx",
+        Runtime: "python3.11",
+        Role: roleArn,
+        Handler: "index.handler",
+        Code: { ZipFile: new Uint8Array(readFileSync(zipFile)) },
+      }),
+    );
+  }
+  return {
+    bucket: "compat-fx",
+    table: "compat-fx",
+    queueUrl: `${dev.edgeUrl}/${moto.accountId}/compat-fx`,
+    topicArn: topic.TopicArn ?? "",
+    secret: "compat-fx",
+    param: "/compat/fx",
+    keyId: key.KeyMetadata?.KeyId ?? "",
+    function: "compat-fx",
+    roleArn,
+    account: moto.accountId,
+    zipFile,
+    smallFile: join(workDir, "small.txt"),
+    bigFile: join(workDir, "big.bin"),
+    workDir,
+  };
+}
+
+async function startUpstream(needs: CompatNeeds): Promise<Upstream> {
+  const moto = await startMotoServer({ verifySignatures: needs === "verifying-moto" });
+  const dev = await startDev([
+    "--upstream-endpoint",
+    moto.endpoint,
+    "--upstream-access-key-id",
+    moto.accessKeyId,
+    "--upstream-secret-access-key",
+    moto.secretAccessKey,
+  ]);
+  const vars = await createFixtures(moto, dev, needs === "non-verifying-moto");
+  return { moto, dev, vars };
+}
+
+function runClient(row: CompatCase, ctx: CompatContext): Promise<CompatOutcome> {
+  switch (row.client) {
+    case "sdk-js-v3":
+      return runSdkCall(row.call, ctx);
+    case "aws-cli-v1":
+    case "aws-cli-v2":
+      return runCliCall(AWS_CLI_BINARIES[row.client], row.call, ctx);
+    case "boto3":
+      return runBoto3Call(row.call, ctx);
+  }
+}
+
+async function runRow(row: CompatCase, index: number): Promise<RowRun> {
+  const upstream = upstreams.get(row.needs);
+  if (upstream === undefined) throw new Error(`no upstream for ${row.needs}`);
+  const principal = `compat-${index}`;
+  const issued = await adminClient(upstream.dev).credentials.issueCredential({
+    principal,
+    connection: "default",
+    ttlSeconds: 3600n,
+  });
+  const vars = { ...upstream.vars, n: String(index) };
+  const ctx: CompatContext = {
+    edgeUrl: upstream.dev.edgeUrl,
+    credential: {
+      accessKeyId: issued.accessKeyId,
+      secretAccessKey: issued.secretAccessKey,
+      sessionToken: issued.sessionToken,
+    },
+    vars,
+  };
+  const started = Date.now();
+  const outcome = await runClient(row, ctx);
+  return { row, index, principal, vars, outcome, events: [], ms: Date.now() - started };
+}
+
+function expectedCounts(row: CompatCase): Record<string, number> {
+  return typeof row.events === "string" ? { [row.events]: 1 } : row.events;
+}
+
+/** An expected ARN as a regex: `{account}` may be the account or blank, a trailing `*` matches any suffix. */
+function resourcePattern(pattern: string, vars: Record<string, string>): RegExp {
+  const marker = "\u0000ACCOUNT\u0000";
+  const filled = fillPlaceholders(pattern, { ...vars, account: marker });
+  const escaped = filled.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const source = escaped.replaceAll(marker, `(?:${vars.account ?? ""})?`).replace(/\\\*$/, ".*");
+  return new RegExp(`^${source}$`);
+}
+
+/** Everything wrong with a row's run; empty when it passes. */
+function problemsOf(run: RowRun): string[] {
+  const { row, outcome, events, vars } = run;
+  const problems: string[] = [];
+  if (!outcome.ok) problems.push(`client error: ${outcome.error}`);
+  else if (row.output !== undefined) {
+    const want = fillPlaceholders(row.output, vars);
+    if (!outcome.output.includes(want)) problems.push(`output lacks "${want}": ${outcome.output.slice(0, 200)}`);
+  }
+  const want = expectedCounts(row);
+  const got = countByName(events);
+  if (JSON.stringify(Object.entries(got).sort()) !== JSON.stringify(Object.entries(want).sort())) {
+    problems.push(`events ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+  }
+  for (const e of events) {
+    if (e.tollgate?.decision !== Decision.ALLOW) problems.push(`${e.eventName}: decision ${e.tollgate?.decision}`);
+    if (e.errorCode !== row.errorCode) {
+      problems.push(`${e.eventName}: errorCode ${e.errorCode} (${e.errorMessage ?? ""})`.slice(0, 300));
+    }
+  }
+  for (const pattern of row.resources ?? []) {
+    const re = resourcePattern(pattern, vars);
+    for (const e of events) {
+      if (!e.resources.some((r) => re.test(r.arn))) {
+        const want = fillPlaceholders(pattern, vars);
+        problems.push(`${e.eventName}: no resource ${want} in [${e.resources.map((r) => r.arn).join(", ")}]`);
+      }
+    }
+  }
+  return [...new Set(problems)];
+}
+
+const active = COMPAT_CASES.map((row, i) => ({ row, index: i + 1 })).filter(
+  ({ row }) => (INCLUDE_PENDING || row.pending === undefined) && (ONLY.length === 0 || ONLY.includes(row.client)),
+);
+
+beforeAll(async () => {
+  const t0 = Date.now();
+  workDir = mkdtempSync(join(tmpdir(), "tollgate-compat-"));
+  writeFileSync(join(workDir, "small.txt"), "small upload\n");
+  writeFileSync(join(workDir, "big.bin"), Buffer.alloc(9 * 1024 * 1024, 1));
+  execFileSync("python3", [
+    "-c",
+    "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z: z.writestr('index.py', 'def handler(e, c):\\n    return e\\n')",
+    join(workDir, "function.zip"),
+  ]);
+  const needed = [...new Set(active.map(({ row }) => row.needs))];
+  const started = await Promise.all(needed.map((n) => startUpstream(n)));
+  for (const [i, n] of needed.entries()) upstreams.set(n, started[i] as Upstream);
+  timings.startup = Date.now() - t0;
+
+  // One chain per client, rows in table order; the chains run side by side.
+  const t1 = Date.now();
+  await Promise.all(
+    COMPAT_CLIENTS.map(async (client) => {
+      const tc = Date.now();
+      for (const { row, index } of active.filter((a) => a.row.client === client)) {
+        runs.set(index, await runRow(row, index));
+      }
+      timings[client] = Date.now() - tc;
+    }),
+  );
+  timings.calls = Date.now() - t1;
+
+  const t2 = Date.now();
+  await Promise.all(
+    [...runs.values()].map(async (run) => {
+      const dev = upstreams.get(run.row.needs)?.dev as DevInstance;
+      const want = Object.values(expectedCounts(run.row)).reduce((a, b) => a + b, 0);
+      run.events = await waitForEvents(dev, { principal: run.principal }, want, { timeoutMs: 10_000 });
+    }),
+  );
+  timings.audit = Date.now() - t2;
+
+  for (const [i, row] of COMPAT_CASES.entries()) {
+    const run = runs.get(i + 1);
+    if (ONLY.length > 0 && !ONLY.includes(row.client)) continue;
+    const problems = run === undefined ? (row.pending === undefined ? ["not run"] : []) : problemsOf(run);
+    if (row.pending !== undefined) {
+      results.push({
+        row,
+        status: "pending",
+        problems,
+        ...(run === undefined ? {} : { triedPasses: problems.length === 0 }),
+        ms: run?.ms ?? 0,
+      });
+    } else {
+      results.push({ row, status: problems.length === 0 ? "pass" : "fail", problems, ms: run?.ms ?? 0 });
+    }
+  }
+  timings.total = Date.now() - t0;
+}, 600_000);
+
+afterAll(async () => {
+  if (results.length > 0) {
+    console.log(`\nCompatibility matrix\n${renderSummaryGrid(results)}\n`);
+    for (const r of results.filter((x) => x.status !== "pass")) {
+      console.log(
+        `${r.status.toUpperCase()} ${r.row.client} ${r.row.service} ${r.row.operation}: ${
+          r.status === "pending" ? `${r.row.pending}${r.triedPasses === true ? " — PASSES NOW" : ""} ` : ""
+        }${r.problems.join("; ")}`,
+      );
+    }
+    console.log(`timings: ${JSON.stringify(timings)}`);
+    if (results.some((r) => r.status === "fail")) {
+      for (const [needs, u] of upstreams) {
+        console.log(
+          `--- last edge/control-plane log lines (${needs}) ---\n${u.dev.logs().trim().split("\n").slice(-15).join("\n")}`,
+        );
+      }
+    }
+    if (results.length === COMPAT_CASES.length) writeFileSync(MATRIX_MD, renderMatrixReport(results));
+  }
+  await Promise.all(
+    [...upstreams.values()].map(async (u) => {
+      await u.dev.stop();
+      await u.moto.close();
+    }),
+  );
+  if (workDir !== "") rmSync(workDir, { recursive: true, force: true });
+}, 60_000);
+
+for (const client of COMPAT_CLIENTS) {
+  describe(`compat ${client}`, () => {
+    for (const [i, row] of COMPAT_CASES.entries()) {
+      if (row.client !== client || row.pending !== undefined) continue;
+      if (ONLY.length > 0 && !ONLY.includes(client)) continue;
+      it(`${row.service} ${row.operation}${row.needs === "non-verifying-moto" ? " (non-verifying moto)" : ""}`, () => {
+        const run = runs.get(i + 1);
+        expect(run, "row was run").toBeDefined();
+        expect(run === undefined ? ["not run"] : problemsOf(run)).toEqual([]);
+      });
+    }
+  });
+}
