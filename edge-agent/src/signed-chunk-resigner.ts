@@ -124,6 +124,12 @@ export class SignedChunkResigner extends Transform {
   #hash = createHash("sha256");
   #pieces: Buffer[] = [];
   #crlfSeen = 0;
+  /**
+   * The last verified data chunk, re-signed, kept back until the next chunk arrives or the body
+   * (trailer included) has verified: an upstream that decodes aws-chunked may otherwise complete
+   * the object once all data bytes are in, before a tampered trailer is seen.
+   */
+  #held: Buffer[] = [];
   #trailerLines: string[] = [];
   #trailerBytes = 0;
   #decodedBytes = 0;
@@ -300,12 +306,20 @@ export class SignedChunkResigner extends Transform {
 
   #releaseChunk(): void {
     const signature = this.#verifyAndSignChunk(this.#hash.digest("hex"));
-    this.push(Buffer.from(`${this.#chunkSizeText};chunk-signature=${signature}\r\n`, "latin1"));
-    for (const piece of this.#pieces) this.push(piece);
-    this.push(CRLF);
+    this.#releaseHeld();
+    this.#held = [
+      Buffer.from(`${this.#chunkSizeText};chunk-signature=${signature}\r\n`, "latin1"),
+      ...this.#pieces,
+      CRLF,
+    ];
     this.#pieces = [];
     this.#hash = createHash("sha256");
     this.#state = "header";
+  }
+
+  #releaseHeld(): void {
+    for (const piece of this.#held) this.push(piece);
+    this.#held = [];
   }
 
   #onTrailerLine(text: string): void {
@@ -327,6 +341,7 @@ export class SignedChunkResigner extends Transform {
           "Trailer sent without STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER.",
         );
       }
+      this.#releaseHeld();
       this.push(Buffer.from(`${finalChunk}\r\n`, "latin1"));
       this.#state = "done";
       return;
@@ -366,6 +381,7 @@ export class SignedChunkResigner extends Transform {
     const upstreamSig = trailerSignature(this.#upstream, this.#upstreamPrev, canonical).toString("hex");
     const at = signatureLine.toLowerCase().lastIndexOf(signature);
     out += `${signatureLine.slice(0, at)}${upstreamSig}${signatureLine.slice(at + 64)}\r\n\r\n`;
+    this.#releaseHeld();
     this.push(Buffer.from(out, "latin1"));
     this.#state = "done";
   }
