@@ -9,6 +9,7 @@ import { connect } from "@nats-io/transport-node";
 import { createControlPlaneClient, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
 import { pino } from "pino";
 import { AuditRecorder } from "./audit-recorder.js";
+import { awsModels } from "./aws-models.js";
 import { EdgeConfigSource } from "./edge-config.js";
 import { createEdgeRequestHandler, createEdgeServer, handleExpectContinue } from "./edge-server.js";
 import { loadOrCreateEdgeSigningKey } from "./edge-signing-key.js";
@@ -96,6 +97,9 @@ if (edgeToken === "") {
     fail(`no edge token: set TOLLGATE_EDGE_TOKEN or create ${file}`);
   }
 }
+
+// Load and index the AWS models now, not on the first call.
+awsModels();
 
 const logger = pino({ level: logLevel, base: { service: "tollgate-edge", edge: edgeName } });
 
