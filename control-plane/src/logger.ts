@@ -1,18 +1,3 @@
-/**
- * The logging surface the control plane needs. A pino logger satisfies it; library code never
- * writes to the console.
- */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-/** A logger that drops everything (the default when none is injected). */
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+// The shared logging surface lives in @tollgate/sdk; re-exported for this package's modules.
+export type { Logger } from "@tollgate/sdk";
+export { silentLogger } from "@tollgate/sdk";

@@ -39,6 +39,8 @@ export type {
   IssueGatewayCredentialOptions,
 } from "./gateway-credential.js";
 export { generateCredentialKey, issueGatewayCredential, openSessionToken } from "./gateway-credential.js";
+export type { Logger } from "./logger.js";
+export { silentLogger } from "./logger.js";
 export type { OcsfApiActivity } from "./ocsf-api-activity.js";
 export { OCSF_VERSION, ocsfActivity, renderOcsfApiActivity } from "./ocsf-api-activity.js";
 export type { TollgateErrorCode } from "./tollgate-error.js";
