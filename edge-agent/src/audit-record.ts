@@ -2,6 +2,21 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { type AuditEvent, AuditEventSchema, Decision } from "@tollgate/proto";
 import type { Classification } from "./aws-classifier.js";
+import { eventCategoryOf } from "./event-category.js";
+import type { PayloadDigestValue } from "./payload-digest.js";
+
+/** CloudTrail's cap on `requestParameters` and `responseElements`: 100 KiB of JSON each. */
+export const MAX_RECORDED_ELEMENTS_BYTES = 100 * 1024;
+
+/** TLS details of the caller's connection (CloudTrail's `tlsDetails`). */
+export interface TlsInfo {
+  /** e.g. `"TLSv1.3"`. */
+  tlsVersion: string;
+  /** IANA name when known (`"TLS_AES_128_GCM_SHA256"`), else OpenSSL's. */
+  cipherSuite: string;
+  /** The Host header the client sent. */
+  clientProvidedHostHeader: string;
+}
 
 /** Everything known about one call when its record is written. */
 export interface CallRecord {
@@ -30,19 +45,65 @@ export interface CallRecord {
   errorMessage?: string;
   responseElements: Record<string, unknown> | null;
   traceId: string;
+  /** SigV4 form the caller signed with, when it parsed. */
+  authForm?: "header" | "query";
+  /** Present when the caller's connection used TLS. */
+  tls?: TlsInfo;
+  /** Object body the caller sent (PutObject, UploadPart). */
+  requestPayload?: PayloadDigestValue;
+  /** Object body returned to the caller (GetObject). */
+  responsePayload?: PayloadDigestValue;
+  /** Cap for each of requestParameters and responseElements; default {@link MAX_RECORDED_ELEMENTS_BYTES}. */
+  maxElementsBytes?: number;
 }
 
-/** Keeps only JSON values (drops undefined, converts Buffers) so Struct fields accept it. */
-function toJsonObject(value: Record<string, unknown> | null): JsonObject | undefined {
-  if (value === null) return undefined;
-  return JSON.parse(JSON.stringify(value)) as JsonObject;
+/** A Struct value cut to a byte cap, and whether anything was cut. */
+export interface CappedElements {
+  value: JsonObject | undefined;
+  truncated: boolean;
+}
+
+/**
+ * Converts to a Struct-compatible JSON object (drops undefined, converts Buffers) and applies
+ * the cap: when the JSON exceeds `maxBytes` (UTF-8), the top-level members are kept in order
+ * while the running total still fits and every member that does not fit is dropped, so small
+ * members (`TableName`, `ReturnConsumedCapacity`, `bucketName`, ...) survive an oversized one.
+ */
+export function capElements(value: Record<string, unknown> | null, maxBytes: number): CappedElements {
+  if (value === null) return { value: undefined, truncated: false };
+  const json = JSON.stringify(value);
+  // Fast path: a JSON string never takes more UTF-8 bytes than 3 per UTF-16 unit.
+  if (json.length * 3 <= maxBytes || Buffer.byteLength(json) <= maxBytes) {
+    return { value: JSON.parse(json) as JsonObject, truncated: false };
+  }
+  const kept: JsonObject = {};
+  let total = 2; // "{}"
+  for (const [key, member] of Object.entries(value)) {
+    const memberJson = JSON.stringify(member);
+    if (memberJson === undefined) continue;
+    const bytes = Buffer.byteLength(JSON.stringify(key)) + 1 + Buffer.byteLength(memberJson) + 1;
+    if (total + bytes > maxBytes) continue;
+    total += bytes;
+    kept[key] = JSON.parse(memberJson) as JsonObject[string];
+  }
+  return { value: kept, truncated: true };
+}
+
+/** How the principal authenticated: `"gateway-credential"` (header SigV4), `"-presigned"` (query form), `""` if not. */
+export function authMethodOf(authenticated: boolean, form: "header" | "query" | undefined): string {
+  if (!authenticated || form === undefined) return "";
+  return form === "query" ? "gateway-credential-presigned" : "gateway-credential";
 }
 
 /** Builds the audit event (CloudTrail record plus Tollgate context) for a call. */
 export function buildAuditEvent(r: CallRecord): AuditEvent {
   const c = r.classification;
-  const requestParameters = toJsonObject(c.requestParameters);
-  const responseElements = toJsonObject(r.responseElements);
+  const cap = r.maxElementsBytes ?? MAX_RECORDED_ELEMENTS_BYTES;
+  const request = capElements(c.requestParameters, cap);
+  const response = capElements(r.responseElements, cap);
+  const requestParameters = request.value;
+  const responseElements = response.value;
+  const eventCategory = eventCategoryOf(c.service, c.eventName);
   return create(AuditEventSchema, {
     eventVersion: "1.0",
     eventId: r.eventId,
@@ -66,6 +127,9 @@ export function buildAuditEvent(r: CallRecord): AuditEvent {
     resources: c.resources.map((x) => ({ arn: x.arn, type: x.type })),
     eventType: "AwsApiCall",
     recipientAccountId: r.accountId,
+    eventCategory,
+    managementEvent: eventCategory === "Management",
+    ...(r.tls !== undefined ? { tlsDetails: r.tls } : {}),
     tollgate: {
       connection: r.connection,
       edge: r.edge,
@@ -78,6 +142,15 @@ export function buildAuditEvent(r: CallRecord): AuditEvent {
       signingName: r.signingName !== "" ? r.signingName : c.service,
       credentialId: r.credentialId,
       traceId: r.traceId,
+      authMethod: authMethodOf(r.authenticated, r.authForm),
+      requestParametersTruncated: request.truncated,
+      responseElementsTruncated: response.truncated,
+      ...(r.requestPayload !== undefined
+        ? { requestPayload: { size: BigInt(r.requestPayload.size), sha256: r.requestPayload.sha256 } }
+        : {}),
+      ...(r.responsePayload !== undefined
+        ? { responsePayload: { size: BigInt(r.responsePayload.size), sha256: r.responsePayload.sha256 } }
+        : {}),
     },
   });
 }

@@ -3,16 +3,18 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
 import * as https from "node:https";
 import { pipeline } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import type { AuditEvent } from "@tollgate/proto";
 import { type GatewayCredentialClaims, openSessionToken, TollgateError } from "@tollgate/sdk";
 import { decideAccess } from "./access-policy.js";
-import { buildAuditEvent, type CallRecord } from "./audit-record.js";
+import { buildAuditEvent, type CallRecord, type TlsInfo } from "./audit-record.js";
 import { type AuditRecorder, AuditUnavailableError, type CallHandle } from "./audit-recorder.js";
 import { type Classification, classifyRequest } from "./aws-classifier.js";
 import { type EdgeErrorKind, edgeError, renderAwsError } from "./aws-errors.js";
 import { parseAwsResponse, upstreamRequestId } from "./aws-response-parser.js";
 import type { EdgeConfigSnapshot } from "./edge-config.js";
 import { type Logger, silentLogger } from "./logger.js";
+import { PayloadDigest, type PayloadDigestValue } from "./payload-digest.js";
 import { PayloadHashGuard, PayloadHashMismatch } from "./payload-hash-guard.js";
 import {
   type ChunkSigningContext,
@@ -170,6 +172,10 @@ interface Call {
   responseElements: Record<string, unknown> | null;
   allowed: boolean;
   reason: string;
+  /** Object body sent (PutObject, UploadPart): size and SHA-256, never the bytes. */
+  requestPayload?: PayloadDigestValue;
+  /** Object body returned (GetObject). */
+  responsePayload?: PayloadDigestValue;
 }
 
 /**
@@ -229,7 +235,12 @@ export function createEdgeRequestHandler(
       ...(call.errorMessage !== undefined ? { errorMessage: call.errorMessage } : {}),
       responseElements: call.responseElements,
       traceId: "",
+      ...(call.auth !== undefined ? { authForm: call.auth.form } : {}),
+      ...(call.requestPayload !== undefined ? { requestPayload: call.requestPayload } : {}),
+      ...(call.responsePayload !== undefined ? { responsePayload: call.responsePayload } : {}),
     };
+    const tls = tlsInfo(req);
+    if (tls !== undefined) record.tls = tls;
     return buildAuditEvent(record);
   }
 
@@ -636,12 +647,16 @@ export function createEdgeRequestHandler(
             }
             res.writeHead(call.httpStatus, up.statusMessage, outRaw);
             const contentType = String(up.headers["content-type"] ?? "");
-            const capture = /xml|json/i.test(contentType) || call.httpStatus >= 300;
+            // An object body is the caller's data, not an AWS response: never parsed, only hashed.
+            const objectBody = call.httpStatus < 300 && c.service === "s3" && OBJECT_BODY_RESPONSES.has(c.eventName);
+            const capture = !objectBody && (/xml|json/i.test(contentType) || call.httpStatus >= 300);
+            const responseDigest = objectBody && req.method !== "HEAD" ? new PayloadDigest("raw") : undefined;
             const captured: Buffer[] = [];
             let capturedBytes = 0;
             let truncated = false;
             up.on("data", (chunk: Buffer) => {
               call.bytesOut += chunk.length;
+              responseDigest?.update(chunk);
               if (capture && !truncated) {
                 if (capturedBytes + chunk.length <= o.responseCaptureBytes) {
                   captured.push(chunk);
@@ -650,7 +665,7 @@ export function createEdgeRequestHandler(
               }
             });
             pipeline(up, res, (err) => {
-              const c = call.classification as Classification;
+              if (responseDigest !== undefined && !err) call.responsePayload = responseDigest.digest();
               const parsed = parseAwsResponse({
                 protocol: c.protocol,
                 status: call.httpStatus,
@@ -681,22 +696,40 @@ export function createEdgeRequestHandler(
           // S3 streams. A signed hash is checked before the last piece is released; signed
           // chunks are checked and re-signed one by one; unsigned bodies pass byte for byte.
           const guard = resigner ?? (HEX_SHA256.test(payloadMode) ? new PayloadHashGuard(payloadMode) : undefined);
+          // Object bodies are digested as they pass (a verified signed hash is reused as it is).
+          const objectBody = c.service === "s3" && OBJECT_BODY_REQUESTS.has(c.eventName);
+          const requestDigest =
+            objectBody && resigner === undefined && guard === undefined
+              ? new PayloadDigest(payloadMode === "STREAMING-UNSIGNED-PAYLOAD-TRAILER" ? "aws-chunked" : "raw")
+              : objectBody && resigner !== undefined
+                ? new PayloadDigest("aws-chunked")
+                : undefined;
           if (guard === undefined) {
             req.on("data", (chunk: Buffer) => {
               call.bytesIn += chunk.length;
+              requestDigest?.update(chunk);
             });
-            pipeline(req, upstreamReq, () => {});
+            pipeline(req, upstreamReq, (err) => {
+              if (requestDigest !== undefined && !err) call.requestPayload = requestDigest.digest();
+            });
             return;
           }
+          const digestChunk = (chunk: Buffer): void => requestDigest?.update(chunk);
+          if (requestDigest !== undefined) req.on("data", digestChunk);
           // Not pipeline(): on a failed check the client must still get the error response,
           // and pipeline would destroy its socket with the request.
           guard.on("error", (err) => {
+            req.off("data", digestChunk);
             req.unpipe(guard);
             call.bytesIn = guard.bytes;
             refuseBody(err);
           });
           guard.on("end", () => {
             call.bytesIn = guard.bytes;
+            if (requestDigest !== undefined) call.requestPayload = requestDigest.digest();
+            else if (objectBody && guard instanceof PayloadHashGuard) {
+              call.requestPayload = { size: guard.bytes, sha256: payloadMode.toLowerCase() };
+            }
           });
           req.on("close", () => {
             if (!req.complete) upstreamReq.destroy(new Error("client closed the request body"));
@@ -709,6 +742,28 @@ export function createEdgeRequestHandler(
   return (req, res) => {
     void handle(req, res);
   };
+}
+
+/** S3 operations whose request body is an object (digested, never stored or parsed). */
+const OBJECT_BODY_REQUESTS: ReadonlySet<string> = new Set(["PutObject", "UploadPart"]);
+/** S3 operations whose successful response body is an object. */
+const OBJECT_BODY_RESPONSES: ReadonlySet<string> = new Set(["GetObject", "GetObjectTorrent"]);
+
+/** TLS details per client socket (a keep-alive connection carries many calls). */
+const tlsInfoOfSocket = new WeakMap<TLSSocket, Omit<TlsInfo, "clientProvidedHostHeader">>();
+
+/** CloudTrail's tlsDetails for a request that arrived over TLS (endpoint TLS or the proxy tunnel). */
+function tlsInfo(req: IncomingMessage): TlsInfo | undefined {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (socket.encrypted !== true) return undefined;
+  const tlsSocket = socket as TLSSocket;
+  let known = tlsInfoOfSocket.get(tlsSocket);
+  if (known === undefined) {
+    const cipher = tlsSocket.getCipher();
+    known = { tlsVersion: tlsSocket.getProtocol() ?? "", cipherSuite: cipher.standardName || cipher.name };
+    tlsInfoOfSocket.set(tlsSocket, known);
+  }
+  return { ...known, clientProvidedHostHeader: header(req, "host") ?? "" };
 }
 
 /** The raw query without a presigned URL's authentication parameters, raw encoding kept. */
