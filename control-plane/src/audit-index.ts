@@ -347,6 +347,14 @@ export class AuditIndex {
     return row?.value ?? 0;
   }
 
+  /** Highest stream sequence this index has fully handled: ingest resumes right after it. */
+  resumeStreamSeq(): number {
+    const row = this.#db.prepare("SELECT MAX(stream_seq) AS seq FROM audit_events").get() as
+      | { seq: number | null }
+      | undefined;
+    return Math.max(row?.seq ?? 0, this.integrityStreamSeq());
+  }
+
   /** Records the highest stream sequence the integrity verifier has processed. */
   setIntegrityStreamSeq(streamSeq: number): void {
     this.#db

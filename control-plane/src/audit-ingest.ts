@@ -71,18 +71,25 @@ export class AuditIngest {
 
   async start(): Promise<void> {
     const { stream, consumerName, replay } = this.#options;
+    // Recreate the durable consumer at the index's own position rather than resuming the old one:
+    // messages the previous process had pulled but not acked would otherwise come back only after
+    // ack_wait, behind newer ones, and the chain check would see a false gap. The position is
+    // stored in the same SQLite transaction as each event, so this resumes exactly once, in order.
+    const resumeAfter = replay ? 0 : this.#index.resumeStreamSeq();
+    try {
+      await this.#jsm.consumers.delete(stream, consumerName);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+    }
     if (replay) {
-      try {
-        await this.#jsm.consumers.delete(stream, consumerName);
-        this.#logger.info({ stream, consumer: consumerName }, "audit index is new: replaying the audit stream");
-      } catch (err) {
-        if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
-      }
+      this.#logger.info({ stream, consumer: consumerName }, "audit index is new: replaying the audit stream");
     }
     await this.#jsm.consumers.add(stream, {
       durable_name: consumerName,
       ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
+      ...(resumeAfter > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: resumeAfter + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
       max_ack_pending: this.#options.maxAckPending ?? 1000,
       ack_wait: 30_000 * 1_000_000,
     });
