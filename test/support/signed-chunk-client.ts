@@ -1,6 +1,7 @@
 import { createHash, createHmac } from "node:crypto";
 import * as http from "node:http";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { NodeSha256 } from "./upstream-signature.js";
 
 /**
  * A small S3 client for signed aws-chunked uploads (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`,
@@ -97,19 +98,7 @@ export async function putSignedChunks(o: SignedChunkPutOptions): Promise<SignedC
     credentials: o.credentials,
     region: o.region,
     service: "s3",
-    sha256: class {
-      #h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-      constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-        this.#h = secret === undefined ? createHash("sha256") : createHmac("sha256", toKey(secret));
-      }
-      update(d: Uint8Array): void {
-        this.#h.update(d);
-      }
-      digest(): Promise<Uint8Array> {
-        return Promise.resolve(this.#h.digest());
-      }
-      reset(): void {}
-    },
+    sha256: NodeSha256,
     uriEscapePath: false,
     applyChecksum: false,
   });
@@ -233,10 +222,4 @@ export function decodeSignedChunks(
     }
   }
   return { data: Buffer.concat(data), trailers, signaturesValid: valid, chunkSizes };
-}
-
-function toKey(secret: string | ArrayBuffer | ArrayBufferView): string | Buffer {
-  if (typeof secret === "string") return secret;
-  if (ArrayBuffer.isView(secret)) return Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength);
-  return Buffer.from(secret);
 }
