@@ -21,6 +21,8 @@ export interface AuditStreamOptions {
   maxAgeMs: number;
   /** Window in which a repeated `Nats-Msg-Id` is dropped, ms. */
   duplicateWindowMs: number;
+  /** JetStream replicas (`num_replicas`, 1..5; more than 1 needs a JetStream cluster). Default 1. */
+  replicas?: number;
 }
 
 const NS_PER_MS = 1_000_000;
@@ -29,7 +31,7 @@ const NS_PER_MS = 1_000_000;
  * Creates the audit stream (events and edges' checkpoints), or brings an existing one's compatible fields up to date, then
  * reads back what the server applied. The stream is append-only from clients' point of view:
  * `deny_delete` and `deny_purge` are required, and start-up fails if the server did not apply
- * them.
+ * them, or a different replica count than the one asked for.
  */
 export async function ensureAuditStream(
   jsm: JetStreamManager,
@@ -43,6 +45,7 @@ export async function ensureAuditStream(
     max_age: options.maxAgeMs * NS_PER_MS,
     deny_delete: true,
     deny_purge: true,
+    num_replicas: options.replicas ?? 1,
   } satisfies Partial<StreamConfig>;
 
   let existing: StreamInfo | undefined;
@@ -80,6 +83,9 @@ export async function ensureAuditStream(
   if (!applied.deny_delete) problems.push("deny_delete");
   if (!applied.deny_purge) problems.push("deny_purge");
   for (const s of wantedSubjects) if (!applied.subjects.includes(s)) problems.push(`subjects (${s})`);
+  if (applied.num_replicas !== wanted.num_replicas) {
+    problems.push(`num_replicas (asked ${wanted.num_replicas}, got ${applied.num_replicas})`);
+  }
   if (problems.length > 0) {
     throw new TollgateError(
       "ERR_CONFIG",

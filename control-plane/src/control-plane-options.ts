@@ -6,7 +6,7 @@ import { type Logger, silentLogger } from "./logger.js";
 export interface ControlPlaneOptions {
   /** `$TOLLGATE_HOME`: holds `control-plane/state.json`, the token files and the audit index. */
   home: string;
-  /** NATS server URL. Default `nats://127.0.0.1:4222`. */
+  /** NATS server URL, or several comma-separated (a cluster). Default `nats://127.0.0.1:4222`. */
   natsUrl?: string;
   /** Redis URL. Default `redis://127.0.0.1:6379`. */
   redisUrl?: string;
@@ -18,6 +18,8 @@ export interface ControlPlaneOptions {
   auditSubjectPrefix?: string;
   /** How long the audit stream keeps events, ms; 0 (default) keeps them forever. */
   auditMaxAgeMs?: number;
+  /** Replicas of the audit stream (1..5; more than 1 needs a JetStream cluster). Default 1. */
+  auditReplicas?: number;
   /** JetStream duplicate window for `Nats-Msg-Id`, ms. Default 120000 (2 min). */
   auditDuplicateWindowMs?: number;
   /** Durable consumer that feeds the audit index. Default `<auditStream>_INDEX`. */
@@ -48,6 +50,7 @@ export function resolveControlPlaneOptions(options: ControlPlaneOptions): Resolv
     auditStream,
     auditSubjectPrefix: options.auditSubjectPrefix ?? DEFAULT_AUDIT_SUBJECT_PREFIX,
     auditMaxAgeMs: options.auditMaxAgeMs ?? 0,
+    auditReplicas: options.auditReplicas ?? 1,
     auditDuplicateWindowMs: options.auditDuplicateWindowMs ?? 120_000,
     auditIndexConsumer: options.auditIndexConsumer ?? `${auditStream}_INDEX`,
     indexPath: options.indexPath ?? join(options.home, "control-plane", "audit-index.sqlite"),

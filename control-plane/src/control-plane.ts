@@ -122,6 +122,7 @@ export class ControlPlane {
           subjectPrefix: o.auditSubjectPrefix,
           maxAgeMs: o.auditMaxAgeMs,
           duplicateWindowMs: o.auditDuplicateWindowMs,
+          replicas: o.auditReplicas,
         },
         log,
       );
@@ -223,7 +224,11 @@ export class ControlPlane {
     const o = this.options;
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers: o.natsUrl, name: "tollgate-control-plane", timeout: o.connectTimeoutMs });
+      nc = await connect({
+        servers: o.natsUrl.split(",").map((s) => s.trim()),
+        name: "tollgate-control-plane",
+        timeout: o.connectTimeoutMs,
+      });
     } catch (cause) {
       throw new TollgateError("ERR_UNREACHABLE", `cannot reach NATS at ${redactUrl(o.natsUrl)}`, { cause });
     }

@@ -99,6 +99,11 @@ describe("tollgate-control-plane (dist/main.js)", () => {
       ["TOLLGATE_API_LISTEN", "nonsense"],
       ["TOLLGATE_LOG_LEVEL", "loud"],
       ["TOLLGATE_REDIS_URL", "http://x"],
+      ["TOLLGATE_AUDIT_REPLICAS", "0"],
+      ["TOLLGATE_AUDIT_REPLICAS", "6"],
+      ["TOLLGATE_AUDIT_REPLICAS", "2.5"],
+      ["TOLLGATE_AUDIT_MAX_AGE", "-1"],
+      ["TOLLGATE_NATS_URL", "nats://127.0.0.1:4222,bogus"],
     ] as const) {
       const result = await run({ TOLLGATE_HOME: home, [name]: value });
       expect(result.code).toBe(1);

@@ -34,6 +34,30 @@ function envUrl(name: string, fallback: string, protocols: readonly string[]): s
   return v;
 }
 
+function envUrlList(name: string, fallback: string, protocols: readonly string[]): string {
+  const v = env(name) ?? fallback;
+  for (const part of v.split(",")) {
+    let u: URL;
+    try {
+      u = new URL(part.trim());
+    } catch {
+      throw new EnvError(`${name} is not a URL or comma-separated list of URLs`);
+    }
+    if (!protocols.includes(u.protocol)) throw new EnvError(`${name} must use ${protocols.join(" or ")}`);
+  }
+  return v;
+}
+
+function envInt(name: string, fallback: number, min: number, max: number): number {
+  const v = env(name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new EnvError(`${name}=${JSON.stringify(v)} must be an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
 function envListen(name: string, fallback: string): { host: string; port: number } {
   const v = env(name) ?? fallback;
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
@@ -65,7 +89,7 @@ async function main(): Promise<void> {
     logger = pino({ name: PROGRAM, level: envLogLevel("TOLLGATE_LOG_LEVEL", "info") });
     controlPlane = new ControlPlane({
       home: resolve(env("TOLLGATE_HOME") ?? resolve(homedir(), ".tollgate")),
-      natsUrl: envUrl("TOLLGATE_NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:", "ws:", "wss:"]),
+      natsUrl: envUrlList("TOLLGATE_NATS_URL", "nats://127.0.0.1:4222", ["nats:", "tls:", "ws:", "wss:"]),
       redisUrl: envUrl("TOLLGATE_REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),
       redisPrefix: envString("TOLLGATE_REDIS_PREFIX", "tollgate:", /^[^\s*?[\]]*$/),
       auditStream: envString("TOLLGATE_AUDIT_STREAM", DEFAULT_AUDIT_STREAM, /^[A-Za-z0-9_-]{1,255}$/),
@@ -74,6 +98,8 @@ async function main(): Promise<void> {
         DEFAULT_AUDIT_SUBJECT_PREFIX,
         /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
       ),
+      auditReplicas: envInt("TOLLGATE_AUDIT_REPLICAS", 1, 1, 5),
+      auditMaxAgeMs: envInt("TOLLGATE_AUDIT_MAX_AGE", 0, 0, 100 * 365 * 24 * 3600) * 1000,
       host: listen.host,
       port: listen.port,
       logger,

@@ -38,6 +38,8 @@ const home = env("TOLLGATE_HOME", join(homedir(), ".tollgate"));
 const listen = hostPort("TOLLGATE_EDGE_LISTEN", "127.0.0.1:8787");
 const controlPlaneUrl = env("TOLLGATE_CONTROL_PLANE_URL", "http://127.0.0.1:8788");
 const natsUrl = env("TOLLGATE_NATS_URL", "nats://127.0.0.1:4222");
+/** One URL or a comma-separated list (a NATS cluster). */
+const natsServers = natsUrl.split(",").map((s) => s.trim());
 const edgeName = env("TOLLGATE_EDGE_NAME", hostname());
 const logLevel = env("TOLLGATE_LOG_LEVEL", "info");
 // HTTPS_PROXY mode: off unless TOLLGATE_EDGE_PROXY_LISTEN is set.
@@ -104,7 +106,7 @@ awsModels();
 const logger = pino({ level: logLevel, base: { service: "tollgate-edge", edge: edgeName } });
 
 // Fail fast with one line if NATS is unreachable; the audit shipper keeps its own connection.
-await connect({ servers: natsUrl, name: `tollgate-edge-${edgeName}-probe` })
+await connect({ servers: natsServers, name: `tollgate-edge-${edgeName}-probe` })
   .then((probe) => probe.close())
   .catch(() => fail(`cannot reach NATS at ${natsUrl}`));
 const client = createControlPlaneClient({ baseUrl: controlPlaneUrl, token: edgeToken, timeoutMs: 10_000 });
@@ -129,7 +131,7 @@ await client.edge
   );
 const recorder = await AuditRecorder.open({
   dir: journalDir,
-  connect: () => connect({ servers: natsUrl, name: `tollgate-edge-${edgeName}-shipper`, reconnect: false }),
+  connect: () => connect({ servers: natsServers, name: `tollgate-edge-${edgeName}-shipper`, reconnect: false }),
   edge: edgeName,
   signingKey,
   subjectPrefix: () => config.snapshot.auditSubjectPrefix || DEFAULT_AUDIT_SUBJECT_PREFIX,

@@ -85,14 +85,35 @@ export async function readAuditStream(
   const info = await (await js.streams.get(options.stream)).info();
   const lastSeq = info.state.last_seq;
   if (info.state.messages === 0) return;
-  const consumer = await js.consumers.get(
-    options.stream,
+  const config =
     options.sinceMs === undefined
       ? { deliver_policy: DeliverPolicy.All }
-      : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(options.sinceMs).toISOString() },
-  );
+      : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(options.sinceMs).toISOString() };
   const eventPrefix = `${options.subjectPrefix}.audit.`;
   const checkpointPrefix = `${options.subjectPrefix}.checkpoint.`;
+  const handle = async (subject: string, json: string): Promise<void> => {
+    if (subject.startsWith(eventPrefix)) await on.event(auditEventFromJson(json), json);
+    else if (subject.startsWith(checkpointPrefix)) {
+      await on.checkpoint(fromJsonString(CheckpointSchema, json, { ignoreUnknownFields: true }));
+    }
+  };
+  let consumer: Awaited<ReturnType<JetStreamClient["consumers"]["get"]>>;
+  try {
+    consumer = await js.consumers.get(options.stream, config);
+  } catch (err) {
+    if (!(err instanceof Error && err.name === "TimeoutError")) throw err;
+    // In a JetStream cluster that has just lost a node, the (R1) ordered consumer may be placed
+    // on the dead peer and its creation times out. Read message by message from the stream
+    // leader instead (slower, but needs no consumer).
+    const jsm = await js.jetstreamManager();
+    for (let seq = info.state.first_seq; seq <= lastSeq; seq++) {
+      const m = await jsm.streams.getMessage(options.stream, { seq });
+      if (m === null) continue;
+      if (options.sinceMs !== undefined && m.time.getTime() < options.sinceMs) continue;
+      await handle(m.subject, m.string());
+    }
+    return;
+  }
   const messages = await consumer.consume({ max_messages: 1000 });
   // With a start time past the last message nothing arrives: stop after idleMs of silence.
   const idleMs = options.idleMs ?? 2000;
@@ -100,12 +121,7 @@ export async function readAuditStream(
   try {
     for await (const m of messages) {
       clearTimeout(timer);
-      if (m.subject.startsWith(eventPrefix)) {
-        const json = m.string();
-        await on.event(auditEventFromJson(json), json);
-      } else if (m.subject.startsWith(checkpointPrefix)) {
-        await on.checkpoint(fromJsonString(CheckpointSchema, m.string(), { ignoreUnknownFields: true }));
-      }
+      await handle(m.subject, m.string());
       if (m.seq >= lastSeq || m.info.pending === 0) break;
       timer = setTimeout(() => void messages.stop(), idleMs);
     }

@@ -278,7 +278,7 @@ export interface AuditIntegrityCommandDeps {
 async function withJetStream<T>(natsUrl: string, fn: (js: JetStreamClient) => Promise<T>): Promise<T> {
   let nc: Awaited<ReturnType<typeof connect>>;
   try {
-    nc = await connect({ servers: natsUrl, name: "tollgate-cli" });
+    nc = await connect({ servers: natsUrl.split(",").map((s) => s.trim()), name: "tollgate-cli" });
   } catch (cause) {
     throw new CliError(`cannot reach NATS at ${natsUrl} (TOLLGATE_NATS_URL)`, { cause });
   }
