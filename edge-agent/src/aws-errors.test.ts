@@ -118,6 +118,8 @@ describe("edgeError", () => {
       expect(parsed.elements).toBeNull();
       expect(parsed.errorMessage).toBe(`msg for ${kind}`);
       expect(parsed.errorCode).toMatch(/^[A-Za-z]+$/);
+      // The code the edge records in the audit event is the one the client parses.
+      expect(rendered.code).toBe(parsed.errorCode);
       if (protocol !== "awsJson1_0" && protocol !== "awsJson1_1" && protocol !== "restJson") {
         expect(parsed.requestId).toBe("req-1");
       }

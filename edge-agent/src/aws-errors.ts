@@ -21,6 +21,8 @@ export interface AwsErrorSpec {
 /** A rendered error: write `status`, `headers` and `body` as they are. */
 export interface AwsErrorResponse {
   status: number;
+  /** The AWS error code rendered (e.g. `SignatureDoesNotMatch`). */
+  code: string;
   /** Includes `content-type`, `content-length` and the protocol's request-id header. */
   headers: Record<string, string>;
   body: string;
@@ -42,6 +44,10 @@ export type EdgeErrorKind =
 
 /** Renders an AWS error response in the protocol's shape. */
 export function renderAwsError(protocol: AwsProtocol, spec: AwsErrorSpec): AwsErrorResponse {
+  return { code: spec.code, ...renderShape(protocol, spec) };
+}
+
+function renderShape(protocol: AwsProtocol, spec: AwsErrorSpec): Omit<AwsErrorResponse, "code"> {
   switch (protocol) {
     case "restXml":
       return finish(spec.status, "application/xml", { "x-amz-request-id": spec.requestId }, restXmlBody(spec));
@@ -242,7 +248,7 @@ function finish(
   contentType: string,
   extraHeaders: Record<string, string>,
   body: string,
-): AwsErrorResponse {
+): Omit<AwsErrorResponse, "code"> {
   const headers: Record<string, string> = {
     "content-type": contentType,
     "content-length": String(Buffer.byteLength(body, "utf8")),

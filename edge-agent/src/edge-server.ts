@@ -264,7 +264,7 @@ export function createEdgeRequestHandler(
     call.allowed = false;
     call.reason = err.reason;
     call.httpStatus = rendered.status;
-    call.errorCode = codeOf(rendered.body, rendered.headers) ?? err.kind;
+    call.errorCode = rendered.code;
     call.errorMessage = err.message;
     if (!res.headersSent) {
       // A client waiting for 100 Continue never sends its body: don't read a next request from it.
@@ -820,13 +820,6 @@ function openToken(token: string, config: EdgeConfigSnapshot): GatewayCredential
     if (err instanceof TollgateError) return undefined;
     throw err;
   }
-}
-
-function codeOf(body: string, headers: Record<string, string>): string | undefined {
-  const errorType = headers["x-amzn-ErrorType"] ?? headers["x-amzn-errortype"];
-  if (errorType !== undefined) return errorType.split(":")[0];
-  const m = /<Code>([^<]+)<\/Code>/.exec(body);
-  return m?.[1];
 }
 
 /** Requests that arrived with `Expect: 100-continue` through {@link handleExpectContinue}. */
