@@ -2,7 +2,16 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { AuditService, ConnectionService, CredentialService, EdgeService, IntegrityAlertSchema } from "@tollgate/proto";
+import {
+  AuditService,
+  ConnectionService,
+  CredentialService,
+  EdgeService,
+  IntegrityAlertSchema,
+  ServiceAccountCredentialService,
+  WebIdentityService,
+  WorkloadService,
+} from "@tollgate/proto";
 import { auditAlertSubject, TollgateError } from "@tollgate/sdk";
 import { Redis } from "ioredis";
 import { ApiServer, type ApiServerAddress, type DualHandler } from "./api-server.js";
@@ -13,6 +22,7 @@ import { createAuditServiceImpl } from "./audit-service.js";
 import { ensureAuditStream } from "./audit-stream.js";
 import { ConnectionRegistry } from "./connection-registry.js";
 import { createConnectionServiceImpl } from "./connection-service.js";
+import { ControlPlaneAudit } from "./control-plane-audit.js";
 import {
   type ControlPlaneOptions,
   type ResolvedControlPlaneOptions,
@@ -24,8 +34,15 @@ import { EdgeKeyRegistry } from "./edge-key-registry.js";
 import { createEdgeServiceImpl } from "./edge-service.js";
 import { createErrorMappingInterceptor } from "./infra-error.js";
 import { SecretBox } from "./secret-box.js";
+import { createServiceAccountCredentialServiceImpl } from "./service-account-credential-service.js";
+import { ServiceAccountStore } from "./service-account-store.js";
 import { type LoadedState, loadOrCreateState } from "./state-store.js";
 import { createTokenAuthInterceptor } from "./token-auth.js";
+import { TrustRuleStore } from "./trust-rule-store.js";
+import { WebIdentityExchange } from "./web-identity-exchange.js";
+import { createWebIdentityServiceImpl } from "./web-identity-service.js";
+import { WebIdentityVerifier } from "./web-identity-verifier.js";
+import { createWorkloadServiceImpl } from "./workload-service.js";
 
 /** Hides the password of a URL so it can be logged or printed. */
 export function redactUrl(url: string): string {
@@ -165,6 +182,35 @@ export class ControlPlane {
         shutdown: this.#shutdown.signal,
         logger: log,
       });
+      const trustRules = new TrustRuleStore(this.#redis, o.redisPrefix);
+      const serviceAccounts = new ServiceAccountStore(this.#redis, o.redisPrefix);
+      const webIdentity = new WebIdentityExchange({
+        rules: trustRules,
+        registry,
+        issuer,
+        verifier: new WebIdentityVerifier({ logger: log }),
+      });
+      // Services whose callers authenticate with their own credential (a service account's API
+      // key) are served outside the bearer-token interceptor, reached through the fallback.
+      const apiKeyHandler = connectNodeAdapter({
+        interceptors: [createErrorMappingInterceptor(log)],
+        routes: (router) => {
+          router.service(
+            ServiceAccountCredentialService,
+            createServiceAccountCredentialServiceImpl({
+              accounts: serviceAccounts,
+              registry,
+              issuer,
+              audit: new ControlPlaneAudit(js, o.auditSubjectPrefix, log),
+              logger: log,
+            }),
+          );
+        },
+        fallback: (_req, res) => {
+          res.writeHead(404);
+          res.end();
+        },
+      });
       const handler = connectNodeAdapter({
         interceptors: [createErrorMappingInterceptor(log), createTokenAuthInterceptor(state, log)],
         routes: (router) => {
@@ -181,8 +227,17 @@ export class ControlPlane {
             ),
           );
           router.service(AuditService, audit);
+          router.service(
+            WorkloadService,
+            createWorkloadServiceImpl({ registry, rules: trustRules, accounts: serviceAccounts, logger: log }),
+          );
+          router.service(WebIdentityService, createWebIdentityServiceImpl(webIdentity, log));
         },
         fallback: (req, res) => {
+          if (req.url?.startsWith(`/${ServiceAccountCredentialService.typeName}/`)) {
+            apiKeyHandler(req, res);
+            return;
+          }
           if (req.method === "GET" && (req.url === "/healthz" || req.url?.startsWith("/healthz?"))) {
             res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
             res.end("ok");

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import { EdgeService } from "@tollgate/proto";
+import { EdgeService, WebIdentityService } from "@tollgate/proto";
 import type { Logger } from "./logger.js";
 import { hashToken } from "./state-store.js";
 
@@ -19,7 +19,7 @@ export interface TokenHashes {
 }
 
 /** Services the edge token may call. */
-const EDGE_SERVICES: ReadonlySet<string> = new Set([EdgeService.typeName]);
+const EDGE_SERVICES: ReadonlySet<string> = new Set([EdgeService.typeName, WebIdentityService.typeName]);
 
 function bearer(header: string | null): string | undefined {
   if (header === null) return undefined;

@@ -35,6 +35,13 @@ import {
 } from "./sigv4-verifier.js";
 import { resolveUpstreamTarget, upstreamRequestPath } from "./upstream-endpoint.js";
 import { UpstreamSignerCache } from "./upstream-signer.js";
+import {
+  MAX_WEB_IDENTITY_BODY_BYTES,
+  mayBeWebIdentityCall,
+  parseWebIdentityCall,
+  serveWebIdentityCall,
+  type WebIdentityExchanger,
+} from "./web-identity-sts.js";
 
 /** Options for {@link createEdgeRequestHandler}. */
 export interface EdgeServerOptions {
@@ -58,9 +65,14 @@ export interface EdgeServerOptions {
   upstreamTimeoutMs?: number;
   /** Largest chunk of a signed aws-chunked body (one chunk is held while its signature is checked). Default 16 MiB. */
   maxChunkBytes?: number;
+  /**
+   * Exchanges web identity tokens of unsigned STS `AssumeRoleWithWebIdentity` calls (at the
+   * control plane). Without it such calls are refused like any unsigned request.
+   */
+  webIdentity?: WebIdentityExchanger;
 }
 
-type ResolvedOptions = Required<EdgeServerOptions>;
+type ResolvedOptions = Required<Omit<EdgeServerOptions, "webIdentity">> & Pick<EdgeServerOptions, "webIdentity">;
 
 function resolveEdgeServerOptions(o: EdgeServerOptions): ResolvedOptions {
   return {
@@ -305,6 +317,35 @@ export function createEdgeRequestHandler(
       config = undefined;
     }
     try {
+      // 0. The one unsigned call served: STS AssumeRoleWithWebIdentity (web-identity-sts.ts).
+      if (o.webIdentity !== undefined && mayBeWebIdentityCall(req, call.rawPath, call.rawQuery)) {
+        if (req.method === "POST") {
+          if (call.expectsContinue) res.writeContinue();
+          call.body = await readBody(req, MAX_WEB_IDENTITY_BODY_BYTES);
+          call.bytesIn = call.body.length;
+        }
+        const params = parseWebIdentityCall(call.rawQuery, call.body);
+        if (params !== undefined) {
+          await serveWebIdentityCall(
+            {
+              req,
+              res,
+              eventId: call.eventId,
+              eventTimeMs: call.eventTimeMs,
+              startedAt: call.startedAt,
+              bytesIn: call.bytesIn,
+              exchanger: o.webIdentity,
+              recorder: o.recorder,
+              edgeName: o.edgeName,
+              logger: o.logger,
+              config,
+              tls: tlsInfo(req),
+            },
+            params,
+          );
+          return;
+        }
+      }
       // 1. Verify: who is calling?
       let authProblem: SigV4Problem | undefined;
       try {
@@ -371,7 +412,7 @@ export function createEdgeRequestHandler(
         }
         return { claims, auth: call.auth, config };
       };
-      if (call.auth?.service !== "s3") {
+      if (call.auth?.service !== "s3" && call.body === undefined) {
         // Non-S3 bodies are read before verification (their hash is signed): a client waiting
         // for 100 Continue gets it once its credential checked out.
         if (call.expectsContinue) {

@@ -15,6 +15,7 @@ import { createEdgeRequestHandler, createEdgeServer, handleExpectContinue } from
 import { loadOrCreateEdgeSigningKey } from "./edge-signing-key.js";
 import { createProxyServer, DEFAULT_PROXY_ALLOWED_HOSTS } from "./proxy-server.js";
 import { TollgateCa } from "./tollgate-ca.js";
+import { controlPlaneWebIdentityExchanger } from "./web-identity-sts.js";
 
 function fail(message: string): never {
   process.stderr.write(`tollgate-edge: ${message}\n`);
@@ -147,6 +148,7 @@ const edgeOptions = {
   recorder,
   edgeName,
   logger,
+  webIdentity: controlPlaneWebIdentityExchanger(client, edgeName),
 };
 const handler = createEdgeRequestHandler(edgeOptions);
 let server: http.Server;

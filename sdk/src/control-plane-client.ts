@@ -1,6 +1,14 @@
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { AuditService, ConnectionService, CredentialService, EdgeService } from "@tollgate/proto";
+import {
+  AuditService,
+  ConnectionService,
+  CredentialService,
+  EdgeService,
+  ServiceAccountCredentialService,
+  WebIdentityService,
+  WorkloadService,
+} from "@tollgate/proto";
 
 /** Options for {@link createControlPlaneClient}. */
 export interface ControlPlaneClientOptions {
@@ -18,6 +26,12 @@ export interface ControlPlaneClient {
   credentials: Client<typeof CredentialService>;
   audit: Client<typeof AuditService>;
   edge: Client<typeof EdgeService>;
+  /** Trust rules and service accounts (admin). */
+  workload: Client<typeof WorkloadService>;
+  /** Web identity token exchange (edges). */
+  webIdentity: Client<typeof WebIdentityService>;
+  /** API key → gateway credential (the token is the service account's API key). */
+  serviceAccountCredentials: Client<typeof ServiceAccountCredentialService>;
 }
 
 /** Creates a gRPC client for the control plane. */
@@ -40,5 +54,8 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     credentials: createClient(CredentialService, transport),
     audit: createClient(AuditService, transport),
     edge: createClient(EdgeService, transport),
+    workload: createClient(WorkloadService, transport),
+    webIdentity: createClient(WebIdentityService, transport),
+    serviceAccountCredentials: createClient(ServiceAccountCredentialService, transport),
   };
 }

@@ -45,3 +45,10 @@ export type { OcsfApiActivity } from "./ocsf-api-activity.js";
 export { OCSF_VERSION, ocsfActivity, renderOcsfApiActivity } from "./ocsf-api-activity.js";
 export type { TollgateErrorCode } from "./tollgate-error.js";
 export { TollgateError } from "./tollgate-error.js";
+export type { WorkloadRoleArn } from "./workload-role-arn.js";
+export {
+  assumedRoleArn,
+  PLACEHOLDER_ACCOUNT_ID,
+  parseWorkloadRoleArn,
+  workloadRoleArn,
+} from "./workload-role-arn.js";

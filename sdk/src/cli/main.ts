@@ -25,6 +25,16 @@ import {
 } from "./commands/connection.js";
 import { issueCredentialCommand } from "./commands/credentials.js";
 import { runDev } from "./commands/dev.js";
+import {
+  issueServiceAccountCredentialCommand,
+  readApiKeyFile,
+  serviceAccountCreateCommand,
+  serviceAccountDeleteCommand,
+  serviceAccountListCommand,
+  trustCreateCommand,
+  trustDeleteCommand,
+  trustListCommand,
+} from "./commands/workload.js";
 import { type ApiContext, resolveAdminToken, resolveApiUrl } from "./config.js";
 import { parseDurationSeconds } from "./duration.js";
 import { CREDENTIAL_FORMATS, type CredentialFormat } from "./format.js";
@@ -170,20 +180,48 @@ function buildProgram(env: CliEnvironment): Command {
   const credentials = program.command("credentials").description("gateway credentials for agents");
   credentials
     .command("issue")
-    .description("issue a short-lived gateway credential")
-    .requiredOption("--principal <name>", "principal the credential acts as")
-    .option("--connection <name>", "connection it is scoped to", "default")
-    .option("--ttl <duration>", "lifetime, e.g. 15m, 1h, 12h", "1h")
+    .description(
+      "issue a short-lived gateway credential: as admin for --principal, or for a service account with --api-key-file",
+    )
+    .addOption(new Option("--principal <name>", "principal the credential acts as (admin)").conflicts("apiKeyFile"))
+    .option(
+      "--api-key-file <file>",
+      "a service account's API key: issue that account's credential (credential_process)",
+    )
+    .option("--connection <name>", "connection it is scoped to (with --principal)", "default")
+    .option("--ttl <duration>", "lifetime, e.g. 15m, 1h, 12h (default 1h; with --api-key-file the account's)")
     .addOption(new Option("--format <format>", "output format").choices(CREDENTIAL_FORMATS).default("env"))
     .addOption(apiOption())
     .action(
-      async (opts: { principal: string; connection: string; ttl: string; format: CredentialFormat; api?: string }) => {
+      async (opts: {
+        principal?: string;
+        apiKeyFile?: string;
+        connection: string;
+        ttl?: string;
+        format: CredentialFormat;
+        api?: string;
+      }) => {
+        if (opts.apiKeyFile !== undefined) {
+          const apiKey = readApiKeyFile(opts.apiKeyFile);
+          await issueServiceAccountCredentialCommand(
+            createControlPlaneClient({ baseUrl: resolveApiUrl(apiContext(opts)), token: apiKey }),
+            {
+              ttlSeconds: opts.ttl === undefined ? 0 : parseDurationSeconds(opts.ttl, "--ttl"),
+              format: opts.format,
+            },
+            io,
+          );
+          return;
+        }
+        if (opts.principal === undefined) {
+          throw new InvalidArgumentError("one of --principal, --api-key-file is required");
+        }
         await issueCredentialCommand(
           client(opts),
           {
             principal: opts.principal,
             connection: opts.connection,
-            ttlSeconds: parseDurationSeconds(opts.ttl, "--ttl"),
+            ttlSeconds: parseDurationSeconds(opts.ttl ?? "1h", "--ttl"),
             format: opts.format,
           },
           io,
@@ -310,6 +348,130 @@ function buildProgram(env: CliEnvironment): Command {
     .addOption(apiOption())
     .action(async (name: string, opts: { api?: string }) => {
       await connectionDeleteCommand(client(opts), { name }, io);
+    });
+
+  const collect = (value: string, previous: string[]): string[] => [...previous, value];
+  const trust = program
+    .command("trust")
+    .description("trust rules: which web identity tokens (JWTs) may get credentials for a connection");
+  trust
+    .command("create")
+    .description("admit tokens of an OIDC issuer to a connection (STS AssumeRoleWithWebIdentity at the edge)")
+    .argument("<name>", "rule name")
+    .requiredOption("--connection <name>", "connection the tokens get credentials for")
+    .requiredOption("--issuer <url>", "required iss of the token")
+    .option("--jwks-url <url>", "JWKS URL (default: discovered from <issuer>/.well-known/openid-configuration)", "")
+    .option("--audience <aud>", "accepted aud (repeatable; at least one)", collect, [])
+    .option("--subject <glob>", "glob the token's sub must match (* and ?)", "")
+    .option("--claim <claim=glob>", "a claim that must match a glob (repeatable)", collect, [])
+    .option("--claim-regex <claim=regex>", "a claim that must match a regular expression (repeatable)", collect, [])
+    .option("--principal <template>", "principal template, {claim} replaced by the claim", "{sub}")
+    .option("--groups-claim <claim>", "claim holding the caller's groups", "")
+    .option("--max-ttl <duration>", "longest credential issued, e.g. 15m, 1h, 12h", "1h")
+    .option("--replace", "replace an existing rule of this name", false)
+    .addOption(apiOption())
+    .action(
+      async (
+        name: string,
+        opts: {
+          connection: string;
+          issuer: string;
+          jwksUrl: string;
+          audience: string[];
+          subject: string;
+          claim: string[];
+          claimRegex: string[];
+          principal: string;
+          groupsClaim: string;
+          maxTtl: string;
+          replace: boolean;
+          api?: string;
+        },
+      ) => {
+        await trustCreateCommand(
+          client(opts),
+          {
+            name,
+            connection: opts.connection,
+            issuer: opts.issuer,
+            jwksUrl: opts.jwksUrl,
+            audiences: opts.audience,
+            subject: opts.subject,
+            claims: opts.claim,
+            claimRegexes: opts.claimRegex,
+            principal: opts.principal,
+            groupsClaim: opts.groupsClaim,
+            maxTtlSeconds: parseDurationSeconds(opts.maxTtl, "--max-ttl"),
+            replace: opts.replace,
+          },
+          io,
+        );
+      },
+    );
+  trust
+    .command("list")
+    .description("list trust rules")
+    .option("--connection <name>", "only this connection's", "")
+    .option("--json", "one JSON object per line", false)
+    .addOption(apiOption())
+    .action(async (opts: { connection: string; json: boolean; api?: string }) => {
+      await trustListCommand(client(opts), opts, io);
+    });
+  trust
+    .command("delete")
+    .description("delete a trust rule")
+    .argument("<name>", "rule name")
+    .requiredOption("--connection <name>", "its connection")
+    .addOption(apiOption())
+    .action(async (name: string, opts: { connection: string; api?: string }) => {
+      await trustDeleteCommand(client(opts), { name, connection: opts.connection }, io);
+    });
+
+  const serviceAccount = program
+    .command("service-account")
+    .description("service accounts: agents without an IdP, authenticated by an API key");
+  serviceAccount
+    .command("create")
+    .description("create a service account bound to a connection; prints its API key once")
+    .argument("<name>", "service account name")
+    .requiredOption("--connection <name>", "connection its credentials are scoped to")
+    .option("--principal <name>", "principal its credentials act as (default sa:<name>)", "")
+    .option("--ttl <duration>", "lifetime of its credentials, e.g. 15m, 1h, 12h", "1h")
+    .option("--api-key-file <file>", "write the API key to this new file (0600) instead of stdout")
+    .addOption(apiOption())
+    .action(
+      async (
+        name: string,
+        opts: { connection: string; principal: string; ttl: string; apiKeyFile?: string; api?: string },
+      ) => {
+        await serviceAccountCreateCommand(
+          client(opts),
+          {
+            name,
+            connection: opts.connection,
+            principal: opts.principal,
+            ttlSeconds: parseDurationSeconds(opts.ttl, "--ttl"),
+            ...(opts.apiKeyFile !== undefined ? { apiKeyFile: opts.apiKeyFile } : {}),
+          },
+          io,
+        );
+      },
+    );
+  serviceAccount
+    .command("list")
+    .description("list service accounts (never their keys)")
+    .option("--json", "one JSON object per line", false)
+    .addOption(apiOption())
+    .action(async (opts: { json: boolean; api?: string }) => {
+      await serviceAccountListCommand(client(opts), opts, io);
+    });
+  serviceAccount
+    .command("delete")
+    .description("delete a service account; its API key stops working at once")
+    .argument("<name>", "service account name")
+    .addOption(apiOption())
+    .action(async (name: string, opts: { api?: string }) => {
+      await serviceAccountDeleteCommand(client(opts), { name }, io);
     });
 
   return program;
