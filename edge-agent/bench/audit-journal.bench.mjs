@@ -14,7 +14,7 @@ import { AuditEventSchema } from "@tollgate/proto";
 import { generateEdgeSigningKey } from "@tollgate/sdk";
 import { AuditJournal, JournalRecordType } from "../dist/audit-journal.js";
 import { AuditRecorder } from "../dist/audit-recorder.js";
-import { encodeJournalEvent } from "../dist/audit-shipper.js";
+import { encodeAuditEvent, encodeFinalPayload } from "../dist/audit-wire.js";
 
 const url = process.env.TOLLGATE_NATS_URL ?? "nats://127.0.0.1:4222";
 const seconds = Number(process.env.BENCH_SECONDS ?? "3");
@@ -45,7 +45,7 @@ const ev = () =>
 
 async function appendRate(concurrency) {
   const j = await AuditJournal.open({ dir: join(tmp, `a${concurrency}`) });
-  const payload = encodeJournalEvent("bench", ev());
+  const payload = encodeFinalPayload(encodeAuditEvent("bench", ev()));
   const end = performance.now() + seconds * 1000;
   let n = 0;
   const syncs0 = j.stats.fsyncs;
@@ -78,7 +78,7 @@ async function shipRate(n) {
   const dir = join(tmp, "ship");
   const j = await AuditJournal.open({ dir });
   await Promise.all(
-    Array.from({ length: n }, () => j.append(JournalRecordType.Completion, encodeJournalEvent(prefix, ev()))),
+    Array.from({ length: n }, () => j.append(JournalRecordType.Final, encodeFinalPayload(encodeAuditEvent(prefix, ev())))),
   );
   await j.close();
   const rec = await AuditRecorder.open({

@@ -25,6 +25,11 @@ export const JournalRecordType = {
   Completion: 2,
   /** Written on every open: records before it belong to an earlier run. */
   Start: 3,
+  /**
+   * A call's final event like {@link JournalRecordType.Completion}, encoded once for chain and
+   * JetStream (see audit-wire.ts).
+   */
+  Final: 4,
 } as const;
 /** One of {@link JournalRecordType}. */
 export type JournalRecordType = (typeof JournalRecordType)[keyof typeof JournalRecordType];
@@ -142,7 +147,7 @@ function parseRecords(
   while (pos + HEADER_BYTES <= buf.length) {
     const len = buf.readUInt32BE(pos);
     const type = buf[pos + 8] as number;
-    if (len > maxRecordBytes || type < 1 || type > 3 || pos + HEADER_BYTES + len > buf.length) break;
+    if (len > maxRecordBytes || type < 1 || type > 4 || pos + HEADER_BYTES + len > buf.length) break;
     const body = buf.subarray(pos + 8, pos + HEADER_BYTES + len);
     if (crc32(body) !== buf.readUInt32BE(pos + 4)) break;
     records.push({
@@ -198,6 +203,7 @@ export class AuditJournal {
   #failed: Error | undefined;
   #closed = false;
   #waiters: Array<() => void> = [];
+  readonly #listeners = new Set<() => void>();
   readonly stats: AuditJournalStats = { appends: 0, fsyncs: 0, truncatedBytes: 0 };
 
   private constructor(o: ResolvedAuditJournalOptions, segments: Segment[], fd: number, truncated: number) {
@@ -371,6 +377,13 @@ export class AuditJournal {
     const w = this.#waiters;
     this.#waiters = [];
     for (const f of w) f();
+    for (const f of this.#listeners) f();
+  }
+
+  /** Calls `listener` whenever more records become durable (and on close); returns an unsubscribe function. */
+  onDurable(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** Resolves once durable data exists past `offset`, or after `timeoutMs` (whichever is first). */

@@ -3,6 +3,7 @@ import type { AuditEvent } from "@tollgate/proto";
 import type { EdgeSigningKey } from "@tollgate/sdk";
 import { AuditJournal, JournalRecordType } from "./audit-journal.js";
 import { AuditShipper, encodeJournalEvent } from "./audit-shipper.js";
+import { encodeAuditEvent, encodeFinalPayload } from "./audit-wire.js";
 import { type Logger, silentLogger } from "./logger.js";
 
 /**
@@ -172,7 +173,7 @@ export class AuditRecorder {
   async #append(subjectPrefix: string, event: AuditEvent): Promise<boolean> {
     if (event.tollgate !== undefined && event.tollgate.outcome === "") event.tollgate.outcome = "completed";
     try {
-      await this.journal.append(JournalRecordType.Completion, encodeJournalEvent(subjectPrefix, event));
+      await this.journal.append(JournalRecordType.Final, encodeFinalPayload(encodeAuditEvent(subjectPrefix, event)));
       return true;
     } catch (err) {
       this.#logger.error(

@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { clone, create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { createInbox, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { type AuditEvent, AuditEventSchema, CheckpointSchema, TollgateContextSchema } from "@tollgate/proto";
 import {
   auditCheckpointSubject,
@@ -13,6 +13,7 @@ import {
   signCheckpoint,
 } from "@tollgate/sdk";
 import { type AuditJournal, fsyncDir, type JournalRecord, JournalRecordType } from "./audit-journal.js";
+import { chainEncodedEvent, decodeFinalPayload, type EncodedAuditEvent } from "./audit-wire.js";
 import { type Logger, silentLogger } from "./logger.js";
 
 /**
@@ -29,7 +30,12 @@ import { type Logger, silentLogger } from "./logger.js";
  * crash the replayed events get the same sequence and hash and the same `Nats-Msg-Id`
  * (= eventID); JetStream's duplicate window drops the replays.
  *
- * Ordering: publishes are pipelined (up to `maxInFlight` unacknowledged). The shipper owns its
+ * Ordering: publishes are pipelined (up to `maxInFlight` unacknowledged): each is a plain NATS
+ * publish with `Nats-Msg-Id` and a reply subject on one inbox per connection, so a batch of
+ * events goes out in one socket write and their JetStream acknowledgements are collected by one
+ * subscription (no request, timer or abort signal per event); one timer bounds the wait for the
+ * oldest unacknowledged event. The shipper wakes as soon as the journal has new durable records
+ * (no polling interval). The shipper owns its
  * NATS connection and opens it without auto-reconnect, so publishes buffered in the client
  * during an outage are never sent behind a lost predecessor: on any failure it closes the
  * connection, reconnects with backoff and republishes every unacknowledged event in order.
@@ -149,9 +155,14 @@ interface Item {
   stateAfter: ShipperState | undefined;
   /** Prefix of the event, for checkpoints. */
   subjectPrefix: string;
-  ack: Promise<{ duplicate: boolean }> | undefined;
+  /** True once published on the current connection. */
+  sent: boolean;
+  /** The acknowledgement (or the failure) received for it on the current connection. */
+  result: { duplicate: boolean } | Error | undefined;
   /** When the shipper first published it (performance.now()). */
   publishedAt: number;
+  /** When it was last published (the acknowledgement timeout runs from here). */
+  sentAt: number;
 }
 
 /** Counters for tests and metrics. */
@@ -202,6 +213,15 @@ export class AuditShipper {
   #persistAgain = false;
   #nc: NatsConnection | undefined;
   #js: JetStreamClient | undefined;
+  /** Acknowledgement inbox of the current connection. */
+  #inbox = "";
+  /** Items published on the current connection and awaiting their acknowledgement, by reply token. */
+  #awaiting = new Map<string, Item>();
+  /** How many items at the front of #items have been published on the current connection. */
+  #sentCount = 0;
+  /** Wakes the shipping loop (an acknowledgement arrived, or the journal grew). */
+  #wake: (() => void) | undefined;
+  #unsubscribeJournal: (() => void) | undefined;
   #running = false;
   #loop: Promise<void> | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
@@ -244,6 +264,7 @@ export class AuditShipper {
     this.#ackedHash = this.#hash;
     this.#pending = new Map(this.#state.pending);
     await this.#o.journal.release(lowWatermark(this.#state));
+    this.#unsubscribeJournal = this.#o.journal.onDurable(() => this.#kick());
     this.#running = true;
     this.#loop = this.#run();
     this.#checkpointTimer = setInterval(() => void this.#checkpoint(), this.#o.checkpointIntervalMs);
@@ -263,6 +284,8 @@ export class AuditShipper {
     while (drainMs > 0 && performance.now() < until && !this.idle) await sleep(10);
     this.#running = false;
     if (this.#checkpointTimer !== undefined) clearInterval(this.#checkpointTimer);
+    this.#unsubscribeJournal?.();
+    this.#kick();
     await this.#loop;
     // One state writer at a time: let a scheduled write finish before the final one.
     while (this.#persisting !== undefined) await this.#persisting;
@@ -281,11 +304,14 @@ export class AuditShipper {
     while (this.#running) {
       try {
         if (this.#nc === undefined || this.#nc.isClosed()) {
-          this.#nc = await this.#o.connect();
-          this.#js = jetstream(this.#nc, { timeout: this.#o.ackTimeoutMs });
+          const nc = await this.#o.connect();
+          this.#nc = nc;
+          this.#js = jetstream(nc, { timeout: this.#o.ackTimeoutMs });
+          this.#inbox = createInbox();
+          nc.subscribe(`${this.#inbox}.*`, { callback: (err, msg) => this.#onAck(err, msg) });
           this.stats.connects++;
           // Republish, in order, everything not yet acknowledged.
-          for (const item of this.#items) item.ack = undefined;
+          this.#resetSent();
         }
         await this.#ship();
         delay = this.#o.retryDelayMs;
@@ -298,60 +324,132 @@ export class AuditShipper {
         this.#nc = undefined;
         this.#js = undefined;
         await nc?.close().catch(() => {});
-        for (const item of this.#items) {
-          // Let every outstanding publish settle so none is left buffered.
-          await item.ack?.catch(() => {});
-          item.ack = undefined;
-        }
+        this.#resetSent();
         await sleep(delay);
         delay = Math.min(delay * 2, this.#o.maxRetryDelayMs);
       }
     }
   }
 
-  /** Publishes and collects acknowledgements until stopped; throws on any failure. */
-  async #ship(): Promise<void> {
-    const js = this.#js as JetStreamClient;
-    while (this.#running) {
-      // Fill the window: publish unsent items, preparing more from the journal as needed.
-      let sent = 0;
-      for (const item of this.#items) {
-        if (sent >= this.#o.maxInFlight) break;
-        if (item.ack === undefined) this.#send(js, item);
-        sent++;
-      }
-      // Refill in batches (half a window at a time), not one journal read per acknowledgement.
-      if (this.#items.length <= this.#o.maxInFlight / 2) {
-        const added = await this.#prepare(this.#o.maxInFlight - this.#items.length);
-        if (added > 0) continue;
-      }
-      const head = this.#items[0];
-      if (head === undefined) {
-        await this.#o.journal.waitForData(this.#cursor, 200);
-        continue;
-      }
-      const ack = await (head.ack as Promise<{ duplicate: boolean }>);
-      this.#items.shift();
-      if (ack.duplicate) this.stats.duplicates++;
-      else {
-        this.stats.shipped++;
-        this.#latencyListener?.(performance.now() - head.publishedAt, head.sequence);
-      }
-      this.#ackedSequence = head.sequence;
-      this.#lastPrefix = head.subjectPrefix;
-      this.#ackedHash = head.hash;
-      if (head.stateAfter !== undefined) {
-        this.#acked = head.stateAfter;
-        this.#schedulePersist();
-      }
+  /** Forgets what was published on the previous connection: every unacknowledged item is sent again. */
+  #resetSent(): void {
+    this.#awaiting.clear();
+    this.#sentCount = 0;
+    for (const item of this.#items) {
+      item.sent = false;
+      item.result = undefined;
     }
   }
 
-  #send(js: JetStreamClient, item: Item): void {
-    if (item.publishedAt === 0) item.publishedAt = performance.now();
-    item.ack = js.publish(item.subject, item.data, { msgID: item.msgId, timeout: this.#o.ackTimeoutMs });
-    // Failures surface when the item reaches the head; avoid an unhandled rejection meanwhile.
-    item.ack.catch(() => {});
+  #kick(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  /** Resolves on {@link #kick} or after `ms`. */
+  #sleepUntilKicked(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, Math.max(1, ms));
+      const self = this;
+      function done(): void {
+        clearTimeout(t);
+        if (self.#wake === done) self.#wake = undefined;
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  /** A JetStream acknowledgement (or error status) for one published event. */
+  #onAck(err: Error | null, msg: Msg): void {
+    const token = msg.subject.slice(this.#inbox.length + 1);
+    const item = this.#awaiting.get(token);
+    if (item === undefined) return;
+    this.#awaiting.delete(token);
+    if (err !== null) item.result = err;
+    else if (msg.headers?.hasError === true) {
+      item.result = new Error(`JetStream publish failed: ${msg.headers.code} ${msg.headers.description}`);
+    } else {
+      try {
+        const a = JSON.parse(msg.string()) as {
+          stream?: string;
+          duplicate?: boolean;
+          error?: { description?: string };
+        };
+        if (a.error !== undefined || typeof a.stream !== "string" || a.stream === "") {
+          item.result = new Error(`JetStream publish failed: ${a.error?.description ?? "invalid ack response"}`);
+        } else item.result = { duplicate: a.duplicate === true };
+      } catch (e) {
+        item.result = e instanceof Error ? e : new Error(String(e));
+      }
+    }
+    if (item === this.#items[0]) this.#kick();
+  }
+
+  /** Publishes and collects acknowledgements until stopped; throws on any failure. */
+  async #ship(): Promise<void> {
+    const nc = this.#nc as NatsConnection;
+    while (this.#running) {
+      // Collect the acknowledged prefix, in order.
+      let head = this.#items[0];
+      let progressed = false;
+      while (head !== undefined && head.result !== undefined) {
+        if (head.result instanceof Error) throw head.result;
+        this.#items.shift();
+        this.#sentCount--;
+        progressed = true;
+        if (head.result.duplicate) this.stats.duplicates++;
+        else {
+          this.stats.shipped++;
+          this.#latencyListener?.(performance.now() - head.publishedAt, head.sequence);
+        }
+        this.#ackedSequence = head.sequence;
+        this.#lastPrefix = head.subjectPrefix;
+        this.#ackedHash = head.hash;
+        if (head.stateAfter !== undefined) {
+          this.#acked = head.stateAfter;
+          this.#schedulePersist();
+        }
+        head = this.#items[0];
+      }
+      // Refill in batches (half a window at a time), not one journal read per acknowledgement.
+      if (this.#items.length <= this.#o.maxInFlight / 2 && this.#cursor < this.#o.journal.durableEnd) {
+        await this.#prepare(this.#o.maxInFlight - this.#items.length);
+      }
+      // Fill the window: everything published here goes out in one socket write.
+      let published = false;
+      while (this.#sentCount < this.#items.length && this.#sentCount < this.#o.maxInFlight) {
+        this.#send(nc, this.#items[this.#sentCount] as Item);
+        this.#sentCount++;
+        published = true;
+      }
+      if (nc.isClosed()) throw new Error("NATS connection closed");
+      if (published || progressed) continue;
+      head = this.#items[0];
+      if (head === undefined) {
+        if (this.#cursor < this.#o.journal.durableEnd) continue;
+        await this.#sleepUntilKicked(1000);
+        continue;
+      }
+      const left = head.sentAt + this.#o.ackTimeoutMs - performance.now();
+      if (left <= 0) throw new Error(`no JetStream acknowledgement within ${this.#o.ackTimeoutMs} ms`);
+      await this.#sleepUntilKicked(left);
+    }
+  }
+
+  #send(nc: NatsConnection, item: Item): void {
+    const now = performance.now();
+    if (item.publishedAt === 0) item.publishedAt = now;
+    const token = item.sequence.toString();
+    const h = headers();
+    h.set("Nats-Msg-Id", item.msgId);
+    item.sent = true;
+    item.result = undefined;
+    this.#awaiting.set(token, item);
+    // The ack timeout runs from this send (a republished item gets a fresh one).
+    item.sentAt = now;
+    nc.publish(item.subject, item.data, { reply: `${this.#inbox}.${token}`, headers: h });
   }
 
   /** Reads journal records into chained items; returns how many items were added. */
@@ -364,7 +462,7 @@ export class AuditShipper {
     let used = 0;
     for (let i = 0; i < records.length; i++) {
       const t = (records[i] as JournalRecord).type;
-      if (t === JournalRecordType.Completion) used++;
+      if (t === JournalRecordType.Completion || t === JournalRecordType.Final) used++;
       else if (t === JournalRecordType.Start) used += this.#pending.size;
       if (used >= room) {
         records.length = i + 1;
@@ -373,7 +471,11 @@ export class AuditShipper {
     }
     for (let i = 0; i < records.length; i++) {
       const t = (records[i] as JournalRecord).type;
-      if (t === JournalRecordType.Completion || (t === JournalRecordType.Start && this.#pending.size > 0)) {
+      if (
+        t === JournalRecordType.Completion ||
+        t === JournalRecordType.Final ||
+        (t === JournalRecordType.Start && this.#pending.size > 0)
+      ) {
         lastItemRecord = i;
       }
     }
@@ -385,6 +487,10 @@ export class AuditShipper {
         const { subjectPrefix, event } = decodeJournalEvent(r.payload);
         this.#pending.delete(event.eventId);
         produced.push(this.#chain(subjectPrefix, event));
+      } else if (r.type === JournalRecordType.Final) {
+        const encoded = decodeFinalPayload(r.payload);
+        this.#pending.delete(encoded.eventId);
+        produced.push(this.#chainEncoded(encoded));
       } else if (r.type === JournalRecordType.Start) {
         const interrupted = [...this.#pending.values()].sort((a, b) => a - b);
         this.#pending.clear();
@@ -429,8 +535,32 @@ export class AuditShipper {
       hash: this.#hash,
       stateAfter: undefined,
       subjectPrefix,
-      ack: undefined,
+      sent: false,
+      result: undefined,
       publishedAt: 0,
+      sentAt: 0,
+    };
+  }
+
+  /** Chains an event encoded once at completion (see audit-wire.ts), decoding it only if the splice declines. */
+  #chainEncoded(e: EncodedAuditEvent): Item {
+    const sequence = this.#sequence + 1n;
+    const chained = chainEncodedEvent(e, sequence, this.#hash);
+    if (chained === undefined) return this.#chain(e.subjectPrefix, fromBinary(AuditEventSchema, e.binary));
+    this.#sequence = sequence;
+    this.#hash = chained.hash;
+    return {
+      subject: e.subject,
+      data: chained.json,
+      msgId: e.eventId,
+      sequence,
+      hash: chained.hash,
+      stateAfter: undefined,
+      subjectPrefix: e.subjectPrefix,
+      sent: false,
+      result: undefined,
+      publishedAt: 0,
+      sentAt: 0,
     };
   }
 

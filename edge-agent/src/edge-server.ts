@@ -690,7 +690,11 @@ export function createEdgeRequestHandler(
             const contentType = String(up.headers["content-type"] ?? "");
             // An object body is the caller's data, not an AWS response: never parsed, only hashed.
             const objectBody = call.httpStatus < 300 && c.service === "s3" && OBJECT_BODY_RESPONSES.has(c.eventName);
-            const capture = !objectBody && (/xml|json/i.test(contentType) || call.httpStatus >= 300);
+            // A successful read's body is only needed when the request id is not in the headers
+            // (its response elements are not kept), so most reads are never parsed.
+            const capture =
+              !objectBody &&
+              (call.httpStatus >= 300 || ((!c.readOnly || call.requestId === "") && /xml|json/i.test(contentType)));
             const responseDigest = objectBody && req.method !== "HEAD" ? new PayloadDigest("raw") : undefined;
             const captured: Buffer[] = [];
             let capturedBytes = 0;

@@ -7,7 +7,7 @@ import {
   sign,
   verify,
 } from "node:crypto";
-import { clone, create, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { type AuditEvent, AuditEventSchema, type Checkpoint, CheckpointSchema } from "@tollgate/proto";
 
 /**
@@ -23,15 +23,22 @@ import { type AuditEvent, AuditEventSchema, type Checkpoint, CheckpointSchema } 
 
 /** Computes an event's chain hash from its content and its `tollgate.prevHash`. */
 export function computeEventHash(event: AuditEvent): string {
-  const copy = clone(AuditEventSchema, event);
-  if (copy.tollgate !== undefined) copy.tollgate.hash = "";
-  const prev = event.tollgate?.prevHash ?? "";
-  return createHash("sha256")
-    .update(prev, "utf8")
-    .update(Buffer.from([0]))
-    .update(toBinary(AuditEventSchema, copy))
-    .digest("hex");
+  const t = event.tollgate;
+  // Hash the event as it is with tollgate.hash = "" (set and restored in place: no copy).
+  const saved = t?.hash ?? "";
+  if (t !== undefined) t.hash = "";
+  try {
+    return createHash("sha256")
+      .update(t?.prevHash ?? "", "utf8")
+      .update(ZERO)
+      .update(toBinary(AuditEventSchema, event))
+      .digest("hex");
+  } finally {
+    if (t !== undefined) t.hash = saved;
+  }
 }
+
+const ZERO = Buffer.from([0]);
 
 /** Sets `sequence`, `prevHash` and `hash` on an event, in place, and returns the new hash. */
 export function chainEvent(event: AuditEvent, sequence: bigint, prevHash: string): string {
