@@ -44,6 +44,9 @@ const { values: args } = parseArgs({
     repeat: { type: "string", default: "1" },
     requests: { type: "string", default: "2000" },
     only: { type: "string", default: "all" }, // all | small | large
+    variants: { type: "string", default: "direct,nginx-proxy,node-proxy,tollgate" },
+    workloads: { type: "string", default: "" }, // default: all small workloads
+    transfers: { type: "string", default: "" }, // default: get and every PUT mode
     profile: { type: "boolean", default: false }, // always profile the edge at the end
     "no-profile": { type: "boolean", default: false }, // never (default: only if a small-request target is missed)
   },
@@ -160,7 +163,7 @@ try {
     return (Date.now() - t0) / 1000;
   }
 
-  const variants = [
+  const allVariants = [
     { name: "direct", describe: "wrk/client straight to nginx (PUT: straight to the sink)" },
     { name: "nginx-proxy", describe: "nginx reverse proxy (keepalive upstream, no request/response buffering)" },
     { name: "node-proxy", describe: "bare Node.js pass-through proxy (keep-alive agent, pipe both ways)" },
@@ -169,6 +172,10 @@ try {
       describe: "Tollgate edge: SigV4 verify, classify, decide, re-sign, forward, audit to JetStream",
     },
   ];
+  const wanted = new Set(args.variants.split(","));
+  const variants = allVariants.filter((v) => wanted.has(v.name));
+  const workloads = args.workloads === "" ? Object.keys(WORKLOADS) : args.workloads.split(",");
+  for (const w of workloads) if (!(w in WORKLOADS)) throw new Error(`unknown workload ${w}`);
   function portOf(variant, kind) {
     if (variant === "direct") return kind === "put" ? ports.sink : ports.origin;
     if (variant === "nginx-proxy") return ports.proxy;
@@ -252,7 +259,7 @@ try {
   // ---------------------------------------------------------------- small requests
   if (args.only !== "large") {
     resetPeakRss(tg.edge.pid);
-    for (const workload of Object.keys(WORKLOADS)) {
+    for (const workload of workloads) {
       for (const v of variants) {
         const port = portOf(v.name, "small");
         const file = join(dir, `${workload}-${v.name}.lua`);
@@ -314,7 +321,11 @@ try {
   // ---------------------------------------------------------------- large transfers
   if (args.only !== "small") {
     const payload = makePayload(CHUNK);
-    const cases = [{ kind: "get", mode: "get" }, ...Object.keys(PUT_MODES).map((mode) => ({ kind: "put", mode }))];
+    const transfers = args.transfers === "" ? undefined : new Set(args.transfers.split(","));
+    const cases = [
+      { kind: "get", mode: "get" },
+      ...Object.keys(PUT_MODES).map((mode) => ({ kind: "put", mode })),
+    ].filter((c) => transfers === undefined || transfers.has(c.mode));
     for (const c of cases) {
       resetPeakRss(tg.edge.pid);
       for (const v of variants) {
@@ -451,7 +462,7 @@ try {
   if (args.only !== "large" && !args["no-profile"] && (args.profile || smallMissed)) {
     log(`bench: profiling the edge (node --cpu-prof) at c=${Math.max(...CONNS)}, one edge process per workload`);
     result.profile = {};
-    for (const workload of Object.keys(WORKLOADS)) {
+    for (const workload of workloads) {
       const profDir = join(dir, `profile-${workload}`);
       mkdirSync(profDir);
       await startEdge(tg, ["--cpu-prof", `--cpu-prof-dir=${profDir}`]);

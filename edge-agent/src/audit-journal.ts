@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import { join } from "node:path";
+import { crc32 as zlibCrc32 } from "node:zlib";
 
 /**
  * A local write-ahead journal for audit records: append-only segment files, group-committed.
@@ -102,25 +103,15 @@ export interface AuditJournalStats {
 }
 
 const HEADER_BYTES = 9;
+/** Bound on the in-memory copy of the newest durable records (see `#tail`). */
+const TAIL_CACHE_BYTES = 8 * 1024 * 1024;
 const SEGMENT_SUFFIX = ".wal";
-
-const CRC_TABLE = (() => {
-  const t = new Int32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c;
-  }
-  return t;
-})();
 
 /** CRC-32 (IEEE, as zlib) of the given buffers, in order. */
 export function crc32(...parts: Uint8Array[]): number {
-  let c = -1;
-  for (const p of parts) {
-    for (let i = 0; i < p.length; i++) c = (CRC_TABLE[(c ^ (p[i] as number)) & 0xff] as number) ^ (c >>> 8);
-  }
-  return (c ^ -1) >>> 0;
+  let c = 0;
+  for (const p of parts) c = zlibCrc32(p, c);
+  return c;
 }
 
 function segmentName(base: number): string {
@@ -204,6 +195,14 @@ export class AuditJournal {
   #closed = false;
   #waiters: Array<() => void> = [];
   readonly #listeners = new Set<() => void>();
+  /**
+   * The most recent durable records, kept in memory so the shipper reads what was just
+   * committed without reopening, rereading and re-checksumming the segment file. Contiguous,
+   * bounded by {@link TAIL_CACHE_BYTES}; anything not in it is read from disk.
+   */
+  #tail: JournalRecord[] = [];
+  #tailStart = 0;
+  #tailBytes = 0;
   readonly stats: AuditJournalStats = { appends: 0, fsyncs: 0, truncatedBytes: 0 };
 
   private constructor(o: ResolvedAuditJournalOptions, segments: Segment[], fd: number, truncated: number) {
@@ -346,6 +345,7 @@ export class AuditJournal {
       seg.size += total;
       this.#durableEnd = seg.base + seg.size;
       for (const b of batch) {
+        this.#cacheRecord(at, b.buf);
         b.resolve(at);
         at += b.buf.length;
       }
@@ -359,6 +359,53 @@ export class AuditJournal {
       this.#flushing = false;
     }
     if (this.#queue.length > 0) this.#scheduleFlush();
+  }
+
+  #cacheRecord(offset: number, buf: Buffer): void {
+    const last = this.#tail[this.#tail.length - 1];
+    if (last !== undefined && last.nextOffset !== offset) this.#dropTail(this.#tail.length);
+    this.#tail.push({
+      offset,
+      nextOffset: offset + buf.length,
+      type: buf[8] as JournalRecordType,
+      payload: buf.subarray(HEADER_BYTES),
+    });
+    this.#tailBytes += buf.length;
+    if (this.#tailBytes > TAIL_CACHE_BYTES) this.#dropTail(Math.ceil((this.#tail.length - this.#tailStart) / 2));
+  }
+
+  /** Forgets the oldest `n` cached records. */
+  #dropTail(n: number): void {
+    const end = Math.min(this.#tailStart + n, this.#tail.length);
+    for (let i = this.#tailStart; i < end; i++) {
+      const r = this.#tail[i] as JournalRecord;
+      this.#tailBytes -= r.nextOffset - r.offset;
+    }
+    this.#tailStart = end;
+    if (this.#tailStart === this.#tail.length || this.#tailStart > 1024) {
+      this.#tail = this.#tail.slice(this.#tailStart);
+      this.#tailStart = 0;
+    }
+  }
+
+  /** Cached records from `offset` on (none when `offset` is not a cached record's start). */
+  #readCached(offset: number, maxBytes: number): JournalRecord[] | undefined {
+    const first = this.#tail[this.#tailStart];
+    if (first === undefined || offset < first.offset) return undefined;
+    // Records before `offset` have been read: the reader moves forward, so drop them.
+    let i = this.#tailStart;
+    while (i < this.#tail.length && (this.#tail[i] as JournalRecord).offset < offset) i++;
+    this.#dropTail(i - this.#tailStart);
+    const start = this.#tail[this.#tailStart];
+    if (start === undefined || start.offset !== offset) return undefined;
+    const out: JournalRecord[] = [];
+    let budget = maxBytes;
+    for (let j = this.#tailStart; j < this.#tail.length && budget > 0; j++) {
+      const r = this.#tail[j] as JournalRecord;
+      out.push(r);
+      budget -= r.nextOffset - r.offset;
+    }
+    return out;
   }
 
   async #rotate(): Promise<Segment> {
@@ -404,6 +451,8 @@ export class AuditJournal {
    * `maxBytes` (at least one record if any), never crossing into records not yet fsynced.
    */
   async read(offset: number, maxBytes: number): Promise<JournalRecord[]> {
+    const cached = this.#readCached(offset, maxBytes);
+    if (cached !== undefined) return cached;
     const out: JournalRecord[] = [];
     let at = offset;
     let budget = maxBytes;

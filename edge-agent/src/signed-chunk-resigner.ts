@@ -91,6 +91,7 @@ export function trailerSignature(
 }
 
 const CRLF = Buffer.from("\r\n");
+const EMPTY = Buffer.alloc(0);
 const MAX_LINE_BYTES = 4096;
 const MAX_TRAILER_BYTES = 16 * 1024;
 const CHUNK_HEADER_RE = /^([0-9a-fA-F]{1,8});chunk-signature=([0-9a-f]{64})$/;
@@ -122,7 +123,14 @@ export class SignedChunkResigner extends Transform {
   #chunkSignature = "";
   #remaining = 0;
   #hash = createHash("sha256");
-  #pieces: Buffer[] = [];
+  /**
+   * The chunk being received, framed as it is forwarded: `<size>;chunk-signature=<64 hex>\r\n`,
+   * the data copied in as it arrives, `\r\n`. The signature is written once the chunk verifies,
+   * so each chunk goes downstream as one buffer (one socket write), holding no input buffers.
+   */
+  #out: Buffer = EMPTY;
+  #outAt = 0;
+  #sigAt = 0;
   #crlfSeen = 0;
   /**
    * The last verified data chunk, re-signed, kept back until the next chunk arrives or the body
@@ -191,7 +199,7 @@ export class SignedChunkResigner extends Transform {
           const n = Math.min(this.#remaining, buf.length - off);
           const piece = buf.subarray(off, off + n);
           this.#hash.update(piece);
-          this.#pieces.push(piece);
+          this.#outAt += piece.copy(this.#out, this.#outAt);
           this.#remaining -= n;
           off += n;
           if (this.#remaining === 0) this.#state = "data-crlf";
@@ -287,6 +295,11 @@ export class SignedChunkResigner extends Transform {
       return;
     }
     this.#remaining = this.#chunkSize;
+    const head = `${this.#chunkSizeText};chunk-signature=`;
+    this.#out = Buffer.allocUnsafe(head.length + 64 + 2 + this.#chunkSize + 2);
+    this.#sigAt = this.#out.write(head, 0, "latin1");
+    this.#outAt = this.#sigAt + 64;
+    this.#outAt += CRLF.copy(this.#out, this.#outAt);
     this.#state = "data";
   }
 
@@ -307,12 +320,10 @@ export class SignedChunkResigner extends Transform {
   #releaseChunk(): void {
     const signature = this.#verifyAndSignChunk(this.#hash.digest("hex"));
     this.#releaseHeld();
-    this.#held = [
-      Buffer.from(`${this.#chunkSizeText};chunk-signature=${signature}\r\n`, "latin1"),
-      ...this.#pieces,
-      CRLF,
-    ];
-    this.#pieces = [];
+    this.#out.write(signature, this.#sigAt, "latin1");
+    CRLF.copy(this.#out, this.#outAt);
+    this.#held = [this.#out];
+    this.#out = EMPTY;
     this.#hash = createHash("sha256");
     this.#state = "header";
   }
