@@ -78,7 +78,9 @@ async function shipRate(n) {
   const dir = join(tmp, "ship");
   const j = await AuditJournal.open({ dir });
   await Promise.all(
-    Array.from({ length: n }, () => j.append(JournalRecordType.Final, encodeFinalPayload(encodeAuditEvent(prefix, ev())))),
+    Array.from({ length: n }, () =>
+      j.append(JournalRecordType.Final, encodeFinalPayload(encodeAuditEvent(prefix, ev()))),
+    ),
   );
   await j.close();
   const rec = await AuditRecorder.open({
