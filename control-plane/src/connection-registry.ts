@@ -7,6 +7,9 @@ export const CONNECTION_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Default region of a connection that names none. */
 export const DEFAULT_REGION = "us-east-1";
 
+/** Where a connection's base upstream credentials come from. */
+export type UpstreamCredentialSourceName = "static" | "edge";
+
 /** A connection as the admin API sees it: no secrets. */
 export interface ConnectionInfo {
   name: string;
@@ -15,6 +18,11 @@ export interface ConnectionInfo {
   upstreamAccessKeyId: string;
   accountId: string;
   hasUpstreamSecret: boolean;
+  /** "static" (stored keys) or "edge" (the edge process's own AWS credentials). */
+  credentialSource: UpstreamCredentialSourceName;
+  /** Role the edge assumes with the base credentials; "" = none. */
+  roleArn: string;
+  externalId: string;
   createTimeMs: number;
   updateTimeMs: number;
 }
@@ -34,6 +42,9 @@ export interface ConnectionInput {
   accountId?: string;
   upstreamSecretAccessKey?: string;
   upstreamSessionToken?: string;
+  credentialSource?: UpstreamCredentialSourceName;
+  roleArn?: string;
+  externalId?: string;
 }
 
 /** Stored form: secrets sealed with the data key. */
@@ -47,6 +58,10 @@ interface StoredConnection {
   sealedSessionToken: string;
   createTimeMs: number;
   updateTimeMs: number;
+  /** Absent in records written before upstream identity existed: "static". */
+  credentialSource?: UpstreamCredentialSourceName;
+  roleArn?: string;
+  externalId?: string;
 }
 
 /** Result of {@link ConnectionRegistry.create}. */
@@ -110,6 +125,9 @@ export class ConnectionRegistry {
       sealedSessionToken: session === "" ? "" : this.#box.seal(session, `connection:${input.name}:session`),
       createTimeMs: nowMs,
       updateTimeMs: nowMs,
+      credentialSource: input.credentialSource ?? "static",
+      roleArn: input.roleArn ?? "",
+      externalId: input.externalId ?? "",
     };
     const out = (await this.#redis.eval(
       CREATE_SCRIPT,
@@ -184,6 +202,9 @@ function toInfo(rec: StoredConnection): ConnectionInfo {
     hasUpstreamSecret: rec.sealedSecretAccessKey !== "",
     createTimeMs: rec.createTimeMs,
     updateTimeMs: rec.updateTimeMs,
+    credentialSource: rec.credentialSource ?? "static",
+    roleArn: rec.roleArn ?? "",
+    externalId: rec.externalId ?? "",
   };
 }
 

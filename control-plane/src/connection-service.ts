@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { ConnectionSchema, ConnectionService } from "@tollgate/proto";
+import { type ConnectionSchema, type ConnectionService, UpstreamCredentialSource } from "@tollgate/proto";
 import { CONNECTION_NAME_PATTERN, type ConnectionInfo, type ConnectionRegistry } from "./connection-registry.js";
 import { withInfra } from "./infra-error.js";
 import type { Logger } from "./logger.js";
@@ -21,10 +21,18 @@ function toProto(c: ConnectionInfo): MessageInitShape<typeof ConnectionSchema> {
     upstreamAccessKeyId: c.upstreamAccessKeyId,
     hasUpstreamSecret: c.hasUpstreamSecret,
     accountId: c.accountId,
+    credentialSource: c.credentialSource === "edge" ? UpstreamCredentialSource.EDGE : UpstreamCredentialSource.STATIC,
+    roleArn: c.roleArn,
+    externalId: c.externalId,
     createTime: timestampFromMs(c.createTimeMs),
     updateTime: timestampFromMs(c.updateTimeMs),
   };
 }
+
+/** Role ARNs a connection may assume (any partition). */
+export const ROLE_ARN_PATTERN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+/** STS ExternalId: 2-1224 characters of [\w+=,.@:/-]. */
+const EXTERNAL_ID_PATTERN = /^[\w+=,.@:/-]{2,1224}$/;
 
 /** ConnectionService: the admin API of the connection registry. Secrets are write-only. */
 export function createConnectionServiceImpl(
@@ -39,6 +47,22 @@ export function createConnectionServiceImpl(
       if (c.upstreamEndpoint !== "" && !URL.canParse(c.upstreamEndpoint)) {
         throw new ConnectError("connection.upstream_endpoint must be a URL", Code.InvalidArgument);
       }
+      if (c.roleArn !== "" && !ROLE_ARN_PATTERN.test(c.roleArn)) {
+        throw new ConnectError("connection.role_arn must be an IAM role ARN", Code.InvalidArgument);
+      }
+      if (c.externalId !== "" && (c.roleArn === "" || !EXTERNAL_ID_PATTERN.test(c.externalId))) {
+        throw new ConnectError(
+          "connection.external_id needs a role_arn and must match [\\w+=,.@:/-]{2,1224}",
+          Code.InvalidArgument,
+        );
+      }
+      const credentialSource = c.credentialSource === UpstreamCredentialSource.EDGE ? "edge" : "static";
+      if (credentialSource === "edge" && (c.upstreamAccessKeyId !== "" || req.upstreamSecretAccessKey !== "")) {
+        throw new ConnectError(
+          "credential_source EDGE uses the edge's own AWS credentials; give no upstream keys",
+          Code.InvalidArgument,
+        );
+      }
       const result = await withInfra(
         "redis",
         () =>
@@ -51,6 +75,9 @@ export function createConnectionServiceImpl(
               accountId: c.accountId,
               upstreamSecretAccessKey: req.upstreamSecretAccessKey,
               upstreamSessionToken: req.upstreamSessionToken,
+              credentialSource,
+              roleArn: c.roleArn,
+              externalId: c.externalId,
             },
             req.allowReplace,
           ),

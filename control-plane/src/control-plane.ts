@@ -6,6 +6,8 @@ import {
   AuditService,
   ConnectionService,
   CredentialService,
+  EdgeAdminService,
+  EdgeEnrollmentService,
   EdgeService,
   IntegrityAlertSchema,
   ServiceAccountCredentialService,
@@ -29,8 +31,12 @@ import {
   resolveControlPlaneOptions,
 } from "./control-plane-options.js";
 import { CredentialIssuer } from "./credential-issuer.js";
+import { CredentialRevocations } from "./credential-revocations.js";
 import { createCredentialServiceImpl } from "./credential-service.js";
+import { createEdgeAuthInterceptor } from "./edge-auth.js";
+import { createEdgeAdminServiceImpl, createEdgeEnrollmentServiceImpl } from "./edge-enrollment-service.js";
 import { EdgeKeyRegistry } from "./edge-key-registry.js";
+import { EdgeRegistry } from "./edge-registry.js";
 import { createEdgeServiceImpl } from "./edge-service.js";
 import { createErrorMappingInterceptor } from "./infra-error.js";
 import { SecretBox } from "./secret-box.js";
@@ -174,6 +180,8 @@ export class ControlPlane {
       const registry = new ConnectionRegistry(this.#redis, new SecretBox(state.dataKey), o.redisPrefix);
       this.#registry = registry;
       const issuer = new CredentialIssuer(this.#redis, state.credentialKeys, o.redisPrefix);
+      const revocations = new CredentialRevocations(this.#redis, o.redisPrefix);
+      const edges = new EdgeRegistry(this.#redis, o.redisPrefix, edgeKeys);
       const audit = createAuditServiceImpl({
         index: this.#index,
         js,
@@ -212,20 +220,27 @@ export class ControlPlane {
         },
       });
       const handler = connectNodeAdapter({
-        interceptors: [createErrorMappingInterceptor(log), createTokenAuthInterceptor(state, log)],
+        interceptors: [
+          createErrorMappingInterceptor(log),
+          createEdgeAuthInterceptor({ edges, keys: edgeKeys, logger: log }),
+          createTokenAuthInterceptor(state, log),
+        ],
         routes: (router) => {
           router.service(ConnectionService, createConnectionServiceImpl(registry, log));
-          router.service(CredentialService, createCredentialServiceImpl(registry, issuer, log));
+          router.service(CredentialService, createCredentialServiceImpl(registry, issuer, revocations, log));
           router.service(
             EdgeService,
-            createEdgeServiceImpl(
+            createEdgeServiceImpl({
               registry,
-              state.credentialKeys,
-              { stream: o.auditStream, subjectPrefix: o.auditSubjectPrefix },
+              credentialKeys: state.credentialKeys,
+              audit: { stream: o.auditStream, subjectPrefix: o.auditSubjectPrefix },
               edgeKeys,
-              log,
-            ),
+              edges,
+              revocations,
+              logger: log,
+            }),
           );
+          router.service(EdgeAdminService, createEdgeAdminServiceImpl(edges, log));
           router.service(AuditService, audit);
           router.service(
             WorkloadService,
@@ -247,7 +262,16 @@ export class ControlPlane {
           res.end();
         },
       });
-      this.#server = new ApiServer(handler as DualHandler);
+      // Enrollment carries its own one-time token, so it is served outside the bearer-token
+      // interceptor; everything else falls through to the authenticated handler.
+      const enrollment = connectNodeAdapter({
+        interceptors: [createErrorMappingInterceptor(log)],
+        routes: (router) => {
+          router.service(EdgeEnrollmentService, createEdgeEnrollmentServiceImpl(edges, log));
+        },
+        fallback: handler,
+      });
+      this.#server = new ApiServer(enrollment as DualHandler);
       return await this.#server.listen(o.port, o.host);
     } catch (err) {
       await this.close();

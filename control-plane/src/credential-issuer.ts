@@ -24,7 +24,8 @@ export interface IssuedCredentialRecord {
 /**
  * Mints gateway credentials with the newest credential key and records their metadata in
  * Redis under `<prefix>credential:<credentialId>`, expiring with the credential, for later
- * listing and revocation.
+ * listing and revocation; `<prefix>credential-akid:<accessKeyId>` maps an access key id to its
+ * credential id and the sorted set `<prefix>credentials` (score = expiry, Unix s) lists them.
  */
 export class CredentialIssuer {
   readonly #redis: Redis;
@@ -55,7 +56,40 @@ export class CredentialIssuer {
       issuedAtSec: cred.issuedAtSec,
       expiresAtSec: cred.expiresAtSec,
     };
-    await this.#redis.set(this.recordKey(cred.credentialId), JSON.stringify(record), "EX", ttlSec);
+    await this.#redis
+      .multi()
+      .set(this.recordKey(cred.credentialId), JSON.stringify(record), "EX", ttlSec)
+      .set(this.#akidKey(cred.accessKeyId), cred.credentialId, "EX", ttlSec)
+      .zadd(this.#listKey, cred.expiresAtSec, cred.credentialId)
+      .exec();
     return cred;
+  }
+
+  #akidKey(accessKeyId: string): string {
+    return `${this.#prefix}credential-akid:${accessKeyId}`;
+  }
+
+  get #listKey(): string {
+    return `${this.#prefix}credentials`;
+  }
+
+  /** The record of an unexpired credential, by credential id or access key id. */
+  async find(by: { credentialId: string } | { accessKeyId: string }): Promise<IssuedCredentialRecord | undefined> {
+    const id = "credentialId" in by ? by.credentialId : await this.#redis.get(this.#akidKey(by.accessKeyId));
+    if (id === null || id === "") return undefined;
+    const raw = await this.#redis.get(this.recordKey(id));
+    return raw === null ? undefined : (JSON.parse(raw) as IssuedCredentialRecord);
+  }
+
+  /** Unexpired credentials (optionally of one principal), soonest expiry first. */
+  async list(principal?: string, nowSec = Math.floor(Date.now() / 1000)): Promise<IssuedCredentialRecord[]> {
+    await this.#redis.zremrangebyscore(this.#listKey, "-inf", nowSec);
+    const ids = await this.#redis.zrange(this.#listKey, 0, -1);
+    if (ids.length === 0) return [];
+    const raws = await this.#redis.mget(ids.map((id) => this.recordKey(id)));
+    return raws
+      .filter((raw): raw is string => raw !== null)
+      .map((raw) => JSON.parse(raw) as IssuedCredentialRecord)
+      .filter((rec) => principal === undefined || principal === "" || rec.principal === principal);
   }
 }

@@ -1,27 +1,62 @@
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { CredentialService } from "@tollgate/proto";
+import type { CredentialInfoSchema, CredentialService, RevocationInfoSchema } from "@tollgate/proto";
 import type { ConnectionRegistry } from "./connection-registry.js";
 import { requireConnectionName } from "./connection-service.js";
 import {
   type CredentialIssuer,
   DEFAULT_CREDENTIAL_TTL_SEC,
+  type IssuedCredentialRecord,
   MAX_CREDENTIAL_TTL_SEC,
   MIN_CREDENTIAL_TTL_SEC,
   PRINCIPAL_PATTERN,
 } from "./credential-issuer.js";
+import type { CredentialRevocations, RevocationRecord } from "./credential-revocations.js";
 import { withInfra } from "./infra-error.js";
 import type { Logger } from "./logger.js";
 
 /** Connection a credential is scoped to when the request names none. */
 export const DEFAULT_CONNECTION = "default";
 
-/** CredentialService: issues short-lived gateway credentials. */
+/** Longest principal revocation: a year. */
+const MAX_PRINCIPAL_REVOCATION_MS = 366 * 24 * 3600 * 1000;
+
+function revocationInfo(r: RevocationRecord): MessageInitShape<typeof RevocationInfoSchema> {
+  return {
+    credentialId: r.credentialId ?? "",
+    principal: r.principal ?? "",
+    revokeTime: timestampFromMs(r.revokeTimeMs),
+    until: timestampFromMs(r.untilMs),
+  };
+}
+
+function credentialInfo(c: IssuedCredentialRecord, revoked: boolean): MessageInitShape<typeof CredentialInfoSchema> {
+  return {
+    credentialId: c.credentialId,
+    accessKeyId: c.accessKeyId,
+    principal: c.principal,
+    connection: c.connection,
+    issueTime: timestampFromMs(c.issuedAtSec * 1000),
+    expireTime: timestampFromMs(c.expiresAtSec * 1000),
+    revoked,
+  };
+}
+
+/** CredentialService: issues, lists and revokes short-lived gateway credentials. */
 export function createCredentialServiceImpl(
   registry: ConnectionRegistry,
   issuer: CredentialIssuer,
+  revocations: CredentialRevocations,
   logger: Logger,
 ): ServiceImpl<typeof CredentialService> {
+  const revokedSets = async (): Promise<{ credentials: Set<string>; principals: Set<string> }> => {
+    const all = await revocations.list();
+    return {
+      credentials: new Set(all.flatMap((r) => (r.credentialId === undefined ? [] : [r.credentialId]))),
+      principals: new Set(all.flatMap((r) => (r.principal === undefined ? [] : [r.principal]))),
+    };
+  };
   return {
     async issueCredential(req) {
       if (!PRINCIPAL_PATTERN.test(req.principal)) {
@@ -38,6 +73,13 @@ export function createCredentialServiceImpl(
       }
       if (!(await withInfra("redis", () => registry.exists(connection), logger))) {
         throw new ConnectError(`connection ${connection} not found`, Code.NotFound);
+      }
+      const revoked = await withInfra("redis", () => revocations.principal(req.principal), logger);
+      if (revoked !== undefined) {
+        throw new ConnectError(
+          `principal ${req.principal} is revoked until ${new Date(revoked.untilMs).toISOString()}`,
+          Code.PermissionDenied,
+        );
       }
       const cred = await withInfra("redis", () => issuer.issue(req.principal, connection, ttlSec), logger);
       logger.info(
@@ -60,6 +102,61 @@ export function createCredentialServiceImpl(
         principal: cred.principal,
         connection: cred.connection,
       };
+    },
+
+    async listCredentials(req) {
+      const [creds, revoked] = await withInfra(
+        "redis",
+        () => Promise.all([issuer.list(req.principal), revokedSets()]),
+        logger,
+      );
+      return {
+        credentials: creds.map((c) =>
+          credentialInfo(c, revoked.credentials.has(c.credentialId) || revoked.principals.has(c.principal)),
+        ),
+      };
+    },
+
+    async revokeCredential(req) {
+      if ((req.credentialId === "") === (req.accessKeyId === "")) {
+        throw new ConnectError("give exactly one of credential_id, access_key_id", Code.InvalidArgument);
+      }
+      const by = req.credentialId !== "" ? { credentialId: req.credentialId } : { accessKeyId: req.accessKeyId };
+      const cred = await withInfra("redis", () => issuer.find(by), logger);
+      if (cred === undefined) {
+        throw new ConnectError("credential not found (unknown or already expired)", Code.NotFound);
+      }
+      await withInfra("redis", () => revocations.revokeCredential(cred.credentialId, cred.expiresAtSec * 1000), logger);
+      logger.info(
+        {
+          event: "credential_revoked",
+          credentialId: cred.credentialId,
+          accessKeyId: cred.accessKeyId,
+          principal: cred.principal,
+        },
+        "gateway credential revoked",
+      );
+      return { credential: credentialInfo(cred, true) };
+    },
+
+    async revokePrincipal(req) {
+      if (!PRINCIPAL_PATTERN.test(req.principal)) {
+        throw new ConnectError(`principal must match ${PRINCIPAL_PATTERN.source}`, Code.InvalidArgument);
+      }
+      const now = Date.now();
+      const untilMs =
+        req.until === undefined ? now + MAX_CREDENTIAL_TTL_SEC * 1000 : timestampDate(req.until).getTime();
+      if (untilMs <= now || untilMs > now + MAX_PRINCIPAL_REVOCATION_MS) {
+        throw new ConnectError("until must be in the future and within a year", Code.InvalidArgument);
+      }
+      const rec = await withInfra("redis", () => revocations.revokePrincipal(req.principal, untilMs, now), logger);
+      logger.info({ event: "principal_revoked", principal: req.principal, untilMs: rec.untilMs }, "principal revoked");
+      return { revocation: revocationInfo(rec) };
+    },
+
+    async listRevocations() {
+      const all = await withInfra("redis", () => revocations.list(), logger);
+      return { revocations: all.map(revocationInfo) };
     },
   };
 }

@@ -1,8 +1,11 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { EdgeService } from "@tollgate/proto";
+import { type EdgeService, UpstreamCredentialSource } from "@tollgate/proto";
 import type { CredentialKey } from "@tollgate/sdk";
 import type { ConnectionRegistry } from "./connection-registry.js";
+import type { CredentialRevocations } from "./credential-revocations.js";
+import { edgeIdentityKey } from "./edge-auth.js";
 import { EdgeKeyError, type EdgeKeyRegistry } from "./edge-key-registry.js";
+import type { EdgeRegistry, EdgeStatus } from "./edge-registry.js";
 import { toConnectError, withInfra } from "./infra-error.js";
 import type { Logger } from "./logger.js";
 
@@ -12,17 +15,36 @@ export interface EdgeAuditSettings {
   subjectPrefix: string;
 }
 
+/** An enrolled edge in the API's shape. */
+export function edgeToProto(e: EdgeStatus) {
+  return {
+    name: e.name,
+    labels: e.labels,
+    keyIds: e.keyIds.length > 0 ? e.keyIds : e.revokedKeyIds,
+    enrollTimeMs: BigInt(e.enrollTimeMs),
+    lastHeartbeatMs: BigInt(e.lastHeartbeatMs),
+    status: e.status,
+    revokeTimeMs: BigInt(e.revokeTimeMs),
+  };
+}
+
+/** What {@link createEdgeServiceImpl} serves from. */
+export interface EdgeServiceDeps {
+  registry: ConnectionRegistry;
+  credentialKeys: readonly CredentialKey[];
+  audit: EdgeAuditSettings;
+  edgeKeys: EdgeKeyRegistry;
+  edges: EdgeRegistry;
+  revocations: CredentialRevocations;
+  logger: Logger;
+}
+
 /**
- * EdgeService: the edge's whole configuration, including upstream secrets and credential keys,
- * and the registry of edges' checkpoint signing keys.
+ * EdgeService: the edge's whole configuration, including upstream secrets, credential keys and
+ * the revocations in force, the registry of edges' checkpoint signing keys, and enrolled edges.
  */
-export function createEdgeServiceImpl(
-  registry: ConnectionRegistry,
-  credentialKeys: readonly CredentialKey[],
-  audit: EdgeAuditSettings,
-  edgeKeys: EdgeKeyRegistry,
-  logger: Logger,
-): ServiceImpl<typeof EdgeService> {
+export function createEdgeServiceImpl(deps: EdgeServiceDeps): ServiceImpl<typeof EdgeService> {
+  const { registry, credentialKeys, audit, edgeKeys, edges, revocations, logger } = deps;
   return {
     async registerEdgeKey(req) {
       try {
@@ -39,8 +61,9 @@ export function createEdgeServiceImpl(
     },
 
     async listEdges() {
-      const keys = await withInfra("redis", () => edgeKeys.list(), logger);
+      const [keys, enrolled] = await withInfra("redis", () => Promise.all([edgeKeys.list(), edges.list()]), logger);
       return {
+        edges: enrolled.map(edgeToProto),
         keys: keys.map((k) => ({
           edgeName: k.edgeName,
           keyId: k.keyId,
@@ -50,9 +73,21 @@ export function createEdgeServiceImpl(
       };
     },
 
-    async getEdgeConfig(req) {
-      const { connections, revision } = await withInfra("redis", () => registry.listWithSecrets(), logger);
-      logger.debug({ event: "edge_config_served", edge: req.edgeName, revision: String(revision) }, "edge config");
+    async getEdgeConfig(req, ctx) {
+      const identity = ctx.values.get(edgeIdentityKey);
+      const [{ connections, revision }, revoked] = await withInfra(
+        "redis",
+        () =>
+          Promise.all([
+            registry.listWithSecrets(),
+            revocations.list(),
+            // A signed poll from an enrolled edge is its heartbeat.
+            identity === undefined ? undefined : edges.heartbeat(identity.edgeName),
+          ]),
+        logger,
+      );
+      const edgeName = identity?.edgeName ?? req.edgeName;
+      logger.debug({ event: "edge_config_served", edge: edgeName, revision: String(revision) }, "edge config");
       return {
         connections: connections.map((c) => ({
           name: c.name,
@@ -62,6 +97,16 @@ export function createEdgeServiceImpl(
           upstreamSecretAccessKey: c.upstreamSecretAccessKey,
           upstreamSessionToken: c.upstreamSessionToken,
           accountId: c.accountId,
+          credentialSource:
+            c.credentialSource === "edge" ? UpstreamCredentialSource.EDGE : UpstreamCredentialSource.STATIC,
+          roleArn: c.roleArn,
+          externalId: c.externalId,
+        })),
+        revocations: revoked.map((r) => ({
+          credentialId: r.credentialId ?? "",
+          principal: r.principal ?? "",
+          revokeTimeMs: BigInt(r.revokeTimeMs),
+          untilMs: BigInt(r.untilMs),
         })),
         credentialKeys: credentialKeys.map((k) => ({ keyId: k.keyId, key: k.key })),
         audit: { stream: audit.stream, subjectPrefix: audit.subjectPrefix },

@@ -25,8 +25,21 @@ export {
   MIN_CREDENTIAL_TTL_SEC,
   PRINCIPAL_PATTERN,
 } from "./credential-issuer.js";
+export type { RevocationRecord } from "./credential-revocations.js";
+export { CredentialRevocations } from "./credential-revocations.js";
+export type { EdgeAuthOptions } from "./edge-auth.js";
+export { createEdgeAuthInterceptor, EDGE_SIGNED_PROCEDURES, edgeIdentityKey } from "./edge-auth.js";
 export type { EdgeKeyRecord } from "./edge-key-registry.js";
 export { EDGE_NAME_PATTERN, EdgeKeyError, EdgeKeyRegistry } from "./edge-key-registry.js";
+export type { EdgeRecord, EdgeStatus } from "./edge-registry.js";
+export {
+  DEFAULT_EDGE_STALE_AFTER_MS,
+  DEFAULT_ENROLLMENT_TTL_SEC,
+  EdgeEnrollmentError,
+  EdgeRegistry,
+  MAX_ENROLLMENT_TTL_SEC,
+  MIN_ENROLLMENT_TTL_SEC,
+} from "./edge-registry.js";
 export type { InfraComponent } from "./infra-error.js";
 export { toConnectError } from "./infra-error.js";
 export type { Logger } from "./logger.js";

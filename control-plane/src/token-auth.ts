@@ -38,6 +38,8 @@ function matches(presented: Buffer, stored: Uint8Array): boolean {
  */
 export function createTokenAuthInterceptor(tokens: TokenHashes, logger: Logger): Interceptor {
   return (next) => async (req) => {
+    // Already authenticated by an earlier interceptor (an enrolled edge's signature, edge-auth.ts).
+    if (req.contextValues.get(callerKey) !== undefined) return await next(req);
     const token = bearer(req.header.get("authorization"));
     if (token === undefined) throw new ConnectError("missing bearer token", Code.Unauthenticated);
     const presented = hashToken(token);

@@ -1,14 +1,19 @@
+import { toBinary } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   AuditService,
   ConnectionService,
   CredentialService,
+  EdgeAdminService,
+  EdgeEnrollmentService,
   EdgeService,
   ServiceAccountCredentialService,
   WebIdentityService,
   WorkloadService,
 } from "@tollgate/proto";
+import type { EdgeSigningKey } from "./audit-chain.js";
+import { signEdgeRequest } from "./edge-request-signature.js";
 
 /** Options for {@link createControlPlaneClient}. */
 export interface ControlPlaneClientOptions {
@@ -16,6 +21,11 @@ export interface ControlPlaneClientOptions {
   baseUrl: string;
   /** Bearer token (admin, edge or agent credential), sent as `authorization`. */
   token?: string;
+  /**
+   * Sign every call as this enrolled edge (headers of `edge-request-signature.ts`) instead of
+   * sending a bearer token. Unary calls only.
+   */
+  edgeAuth?: { edgeName: string; key: EdgeSigningKey };
   /** Default per-call timeout in milliseconds (30000); 0 disables it. A streaming call can also pass `timeoutMs: 0` as a call option. */
   timeoutMs?: number;
 }
@@ -32,6 +42,8 @@ export interface ControlPlaneClient {
   webIdentity: Client<typeof WebIdentityService>;
   /** API key → gateway credential (the token is the service account's API key). */
   serviceAccountCredentials: Client<typeof ServiceAccountCredentialService>;
+  edgeAdmin: Client<typeof EdgeAdminService>;
+  edgeEnrollment: Client<typeof EdgeEnrollmentService>;
 }
 
 /** Creates a gRPC client for the control plane. */
@@ -41,6 +53,20 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
   if (token !== undefined && token !== "") {
     interceptors.push((next) => async (req) => {
       req.header.set("authorization", `Bearer ${token}`);
+      return await next(req);
+    });
+  }
+  const edgeAuth = options.edgeAuth;
+  if (edgeAuth !== undefined) {
+    interceptors.push((next) => async (req) => {
+      if (req.stream) throw new Error("edge-signed calls must be unary");
+      const headers = signEdgeRequest(
+        edgeAuth.key,
+        edgeAuth.edgeName,
+        `/${req.service.typeName}/${req.method.name}`,
+        toBinary(req.method.input, req.message),
+      );
+      for (const [name, value] of Object.entries(headers)) req.header.set(name, value);
       return await next(req);
     });
   }
@@ -57,5 +83,7 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     workload: createClient(WorkloadService, transport),
     webIdentity: createClient(WebIdentityService, transport),
     serviceAccountCredentials: createClient(ServiceAccountCredentialService, transport),
+    edgeAdmin: createClient(EdgeAdminService, transport),
+    edgeEnrollment: createClient(EdgeEnrollmentService, transport),
   };
 }

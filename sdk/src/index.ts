@@ -32,6 +32,14 @@ export type { ControlPlaneClient, ControlPlaneClientOptions } from "./control-pl
 export { createControlPlaneClient } from "./control-plane-client.js";
 export type { MotoServer, MotoServerOptions } from "./dev/moto-server.js";
 export { startMotoServer } from "./dev/moto-server.js";
+export type { EdgeRequestSigningInput } from "./edge-request-signature.js";
+export {
+  EDGE_AUTH_HEADERS,
+  edgeRequestBodySha256,
+  edgeRequestSigningText,
+  signEdgeRequest,
+  verifyEdgeRequestSignature,
+} from "./edge-request-signature.js";
 export type {
   CredentialKey,
   GatewayCredential,

@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/audit/v1/audit_event.proto.
  */
 export const file_tollgate_audit_v1_audit_event: GenFile = /*@__PURE__*/
-  fileDesc("CiN0b2xsZ2F0ZS9hdWRpdC92MS9hdWRpdF9ldmVudC5wcm90bxIRdG9sbGdhdGUuYXVkaXQudjEi9wUKCkF1ZGl0RXZlbnQSFQoNZXZlbnRfdmVyc2lvbhgBIAEoCRIZCghldmVudF9pZBgCIAEoCVIHZXZlbnRJRBISCgpldmVudF90aW1lGAMgASgJEhQKDGV2ZW50X3NvdXJjZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEhIKCmF3c19yZWdpb24YBiABKAkSKgoRc291cmNlX2lwX2FkZHJlc3MYByABKAlSD3NvdXJjZUlQQWRkcmVzcxISCgp1c2VyX2FnZW50GAggASgJEjYKDXVzZXJfaWRlbnRpdHkYCSABKAsyHy50b2xsZ2F0ZS5hdWRpdC52MS5Vc2VySWRlbnRpdHkSMwoScmVxdWVzdF9wYXJhbWV0ZXJzGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyChFyZXNwb25zZV9lbGVtZW50cxgLIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFwoKZXJyb3JfY29kZRgMIAEoCUgAiAEBEhoKDWVycm9yX21lc3NhZ2UYDSABKAlIAYgBARIdCgpyZXF1ZXN0X2lkGA4gASgJUglyZXF1ZXN0SUQSEQoJcmVhZF9vbmx5GA8gASgIEi4KCXJlc291cmNlcxgQIAMoCzIbLnRvbGxnYXRlLmF1ZGl0LnYxLlJlc291cmNlEhIKCmV2ZW50X3R5cGUYESABKAkSHAoUcmVjaXBpZW50X2FjY291bnRfaWQYEiABKAkSNAoIdG9sbGdhdGUYEyABKAsyIi50b2xsZ2F0ZS5hdWRpdC52MS5Ub2xsZ2F0ZUNvbnRleHQSFgoOZXZlbnRfY2F0ZWdvcnkYFCABKAkSGAoQbWFuYWdlbWVudF9ldmVudBgVIAEoCBIyCgt0bHNfZGV0YWlscxgWIAEoCzIdLnRvbGxnYXRlLmF1ZGl0LnYxLlRsc0RldGFpbHNCDQoLX2Vycm9yX2NvZGVCEAoOX2Vycm9yX21lc3NhZ2UiXAoKVGxzRGV0YWlscxITCgt0bHNfdmVyc2lvbhgBIAEoCRIUCgxjaXBoZXJfc3VpdGUYAiABKAkSIwobY2xpZW50X3Byb3ZpZGVkX2hvc3RfaGVhZGVyGAMgASgJIkkKDFVzZXJJZGVudGl0eRIMCgR0eXBlGAEgASgJEhQKDHByaW5jaXBhbF9pZBgCIAEoCRIVCg1hY2Nlc3Nfa2V5X2lkGAMgASgJIioKCFJlc291cmNlEhAKA2FybhgBIAEoCVIDQVJOEgwKBHR5cGUYAiABKAkimwQKD1RvbGxnYXRlQ29udGV4dBISCgpjb25uZWN0aW9uGAEgASgJEgwKBGVkZ2UYAiABKAkSLQoIZGVjaXNpb24YAyABKA4yGy50b2xsZ2F0ZS5hdWRpdC52MS5EZWNpc2lvbhIOCgZyZWFzb24YBCABKAkSEwoLZHVyYXRpb25fbXMYBSABKAESEwoLaHR0cF9zdGF0dXMYBiABKAUSEAoIYnl0ZXNfaW4YByABKAMSEQoJYnl0ZXNfb3V0GAggASgDEhQKDHNpZ25pbmdfbmFtZRgJIAEoCRIVCg1jcmVkZW50aWFsX2lkGAogASgJEhAKCHRyYWNlX2lkGAsgASgJEhMKC2F1dGhfbWV0aG9kGAwgASgJEhAKCHNlcXVlbmNlGA0gASgEEhEKCXByZXZfaGFzaBgOIAEoCRIMCgRoYXNoGA8gASgJEiQKHHJlcXVlc3RfcGFyYW1ldGVyc190cnVuY2F0ZWQYECABKAgSIwobcmVzcG9uc2VfZWxlbWVudHNfdHJ1bmNhdGVkGBEgASgIEjkKD3JlcXVlc3RfcGF5bG9hZBgSIAEoCzIgLnRvbGxnYXRlLmF1ZGl0LnYxLlBheWxvYWREaWdlc3QSOgoQcmVzcG9uc2VfcGF5bG9hZBgTIAEoCzIgLnRvbGxnYXRlLmF1ZGl0LnYxLlBheWxvYWREaWdlc3QSDwoHb3V0Y29tZRgUIAEoCSItCg1QYXlsb2FkRGlnZXN0EgwKBHNpemUYASABKAMSDgoGc2hhMjU2GAIgASgJImsKCkNoZWNrcG9pbnQSDAoEZWRnZRgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIMCgRoYXNoGAMgASgJEgwKBHRpbWUYBCABKAkSDgoGa2V5X2lkGAUgASgJEhEKCXNpZ25hdHVyZRgGIAEoCSpLCghEZWNpc2lvbhIYChRERUNJU0lPTl9VTlNQRUNJRklFRBAAEhIKDkRFQ0lTSU9OX0FMTE9XEAESEQoNREVDSVNJT05fREVOWRACYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("CiN0b2xsZ2F0ZS9hdWRpdC92MS9hdWRpdF9ldmVudC5wcm90bxIRdG9sbGdhdGUuYXVkaXQudjEi9wUKCkF1ZGl0RXZlbnQSFQoNZXZlbnRfdmVyc2lvbhgBIAEoCRIZCghldmVudF9pZBgCIAEoCVIHZXZlbnRJRBISCgpldmVudF90aW1lGAMgASgJEhQKDGV2ZW50X3NvdXJjZRgEIAEoCRISCgpldmVudF9uYW1lGAUgASgJEhIKCmF3c19yZWdpb24YBiABKAkSKgoRc291cmNlX2lwX2FkZHJlc3MYByABKAlSD3NvdXJjZUlQQWRkcmVzcxISCgp1c2VyX2FnZW50GAggASgJEjYKDXVzZXJfaWRlbnRpdHkYCSABKAsyHy50b2xsZ2F0ZS5hdWRpdC52MS5Vc2VySWRlbnRpdHkSMwoScmVxdWVzdF9wYXJhbWV0ZXJzGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyChFyZXNwb25zZV9lbGVtZW50cxgLIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFwoKZXJyb3JfY29kZRgMIAEoCUgAiAEBEhoKDWVycm9yX21lc3NhZ2UYDSABKAlIAYgBARIdCgpyZXF1ZXN0X2lkGA4gASgJUglyZXF1ZXN0SUQSEQoJcmVhZF9vbmx5GA8gASgIEi4KCXJlc291cmNlcxgQIAMoCzIbLnRvbGxnYXRlLmF1ZGl0LnYxLlJlc291cmNlEhIKCmV2ZW50X3R5cGUYESABKAkSHAoUcmVjaXBpZW50X2FjY291bnRfaWQYEiABKAkSNAoIdG9sbGdhdGUYEyABKAsyIi50b2xsZ2F0ZS5hdWRpdC52MS5Ub2xsZ2F0ZUNvbnRleHQSFgoOZXZlbnRfY2F0ZWdvcnkYFCABKAkSGAoQbWFuYWdlbWVudF9ldmVudBgVIAEoCBIyCgt0bHNfZGV0YWlscxgWIAEoCzIdLnRvbGxnYXRlLmF1ZGl0LnYxLlRsc0RldGFpbHNCDQoLX2Vycm9yX2NvZGVCEAoOX2Vycm9yX21lc3NhZ2UiXAoKVGxzRGV0YWlscxITCgt0bHNfdmVyc2lvbhgBIAEoCRIUCgxjaXBoZXJfc3VpdGUYAiABKAkSIwobY2xpZW50X3Byb3ZpZGVkX2hvc3RfaGVhZGVyGAMgASgJIkkKDFVzZXJJZGVudGl0eRIMCgR0eXBlGAEgASgJEhQKDHByaW5jaXBhbF9pZBgCIAEoCRIVCg1hY2Nlc3Nfa2V5X2lkGAMgASgJIioKCFJlc291cmNlEhAKA2FybhgBIAEoCVIDQVJOEgwKBHR5cGUYAiABKAki2wQKD1RvbGxnYXRlQ29udGV4dBISCgpjb25uZWN0aW9uGAEgASgJEgwKBGVkZ2UYAiABKAkSLQoIZGVjaXNpb24YAyABKA4yGy50b2xsZ2F0ZS5hdWRpdC52MS5EZWNpc2lvbhIOCgZyZWFzb24YBCABKAkSEwoLZHVyYXRpb25fbXMYBSABKAESEwoLaHR0cF9zdGF0dXMYBiABKAUSEAoIYnl0ZXNfaW4YByABKAMSEQoJYnl0ZXNfb3V0GAggASgDEhQKDHNpZ25pbmdfbmFtZRgJIAEoCRIVCg1jcmVkZW50aWFsX2lkGAogASgJEhAKCHRyYWNlX2lkGAsgASgJEhMKC2F1dGhfbWV0aG9kGAwgASgJEhAKCHNlcXVlbmNlGA0gASgEEhEKCXByZXZfaGFzaBgOIAEoCRIMCgRoYXNoGA8gASgJEiQKHHJlcXVlc3RfcGFyYW1ldGVyc190cnVuY2F0ZWQYECABKAgSIwobcmVzcG9uc2VfZWxlbWVudHNfdHJ1bmNhdGVkGBEgASgIEjkKD3JlcXVlc3RfcGF5bG9hZBgSIAEoCzIgLnRvbGxnYXRlLmF1ZGl0LnYxLlBheWxvYWREaWdlc3QSOgoQcmVzcG9uc2VfcGF5bG9hZBgTIAEoCzIgLnRvbGxnYXRlLmF1ZGl0LnYxLlBheWxvYWREaWdlc3QSDwoHb3V0Y29tZRgUIAEoCRI+ChF1cHN0cmVhbV9pZGVudGl0eRgfIAEoCzIjLnRvbGxnYXRlLmF1ZGl0LnYxLlVwc3RyZWFtSWRlbnRpdHkilAEKEFVwc3RyZWFtSWRlbnRpdHkSDgoGc291cmNlGAEgASgJEhUKDWFjY2Vzc19rZXlfaWQYAiABKAkSEAoIcm9sZV9hcm4YAyABKAkSGAoQYXNzdW1lZF9yb2xlX2FybhgEIAEoCRIUCgxzZXNzaW9uX25hbWUYBSABKAkSFwoPc291cmNlX2lkZW50aXR5GAYgASgJIi0KDVBheWxvYWREaWdlc3QSDAoEc2l6ZRgBIAEoAxIOCgZzaGEyNTYYAiABKAkiawoKQ2hlY2twb2ludBIMCgRlZGdlGAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEgwKBGhhc2gYAyABKAkSDAoEdGltZRgEIAEoCRIOCgZrZXlfaWQYBSABKAkSEQoJc2lnbmF0dXJlGAYgASgJKksKCERlY2lzaW9uEhgKFERFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASEgoOREVDSVNJT05fQUxMT1cQARIRCg1ERUNJU0lPTl9ERU5ZEAJiBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * AuditEvent is the record of one AWS API call that reached a Tollgate edge,
@@ -422,6 +422,13 @@ export type TollgateContext = Message<"tollgate.audit.v1.TollgateContext"> & {
    * @generated from field: string outcome = 20;
    */
   outcome: string;
+
+  /**
+   * Who the call was forwarded upstream as (absent for calls never forwarded).
+   *
+   * @generated from field: tollgate.audit.v1.UpstreamIdentity upstream_identity = 31;
+   */
+  upstreamIdentity?: UpstreamIdentity | undefined;
 };
 
 /**
@@ -430,6 +437,63 @@ export type TollgateContext = Message<"tollgate.audit.v1.TollgateContext"> & {
  */
 export const TollgateContextSchema: GenMessage<TollgateContext> = /*@__PURE__*/
   messageDesc(file_tollgate_audit_v1_audit_event, 4);
+
+/**
+ * UpstreamIdentity is the AWS identity the edge signed the forwarded call with.
+ *
+ * @generated from message tollgate.audit.v1.UpstreamIdentity
+ */
+export type UpstreamIdentity = Message<"tollgate.audit.v1.UpstreamIdentity"> & {
+  /**
+   * "static" (the connection's keys), "edge" (the edge's own AWS credentials) or
+   * "assume-role" (temporary credentials from STS AssumeRole).
+   *
+   * @generated from field: string source = 1;
+   */
+  source: string;
+
+  /**
+   * Access key id the forwarded call was signed with (never the secret).
+   *
+   * @generated from field: string access_key_id = 2;
+   */
+  accessKeyId: string;
+
+  /**
+   * For assume-role: the role assumed.
+   *
+   * @generated from field: string role_arn = 3;
+   */
+  roleArn: string;
+
+  /**
+   * For assume-role: the assumed-role ARN STS returned (arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION).
+   *
+   * @generated from field: string assumed_role_arn = 4;
+   */
+  assumedRoleArn: string;
+
+  /**
+   * For assume-role: the RoleSessionName (the sanitised principal).
+   *
+   * @generated from field: string session_name = 5;
+   */
+  sessionName: string;
+
+  /**
+   * For assume-role: the SourceIdentity passed to STS (the sanitised principal).
+   *
+   * @generated from field: string source_identity = 6;
+   */
+  sourceIdentity: string;
+};
+
+/**
+ * Describes the message tollgate.audit.v1.UpstreamIdentity.
+ * Use `create(UpstreamIdentitySchema)` to create a new message.
+ */
+export const UpstreamIdentitySchema: GenMessage<UpstreamIdentity> = /*@__PURE__*/
+  messageDesc(file_tollgate_audit_v1_audit_event, 5);
 
 /**
  * PayloadDigest describes a body without storing it.
@@ -453,7 +517,7 @@ export type PayloadDigest = Message<"tollgate.audit.v1.PayloadDigest"> & {
  * Use `create(PayloadDigestSchema)` to create a new message.
  */
 export const PayloadDigestSchema: GenMessage<PayloadDigest> = /*@__PURE__*/
-  messageDesc(file_tollgate_audit_v1_audit_event, 5);
+  messageDesc(file_tollgate_audit_v1_audit_event, 6);
 
 /**
  * Checkpoint is an edge's signed statement of its chain head, published at least every
@@ -510,7 +574,7 @@ export type Checkpoint = Message<"tollgate.audit.v1.Checkpoint"> & {
  * Use `create(CheckpointSchema)` to create a new message.
  */
 export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
-  messageDesc(file_tollgate_audit_v1_audit_event, 6);
+  messageDesc(file_tollgate_audit_v1_audit_event, 7);
 
 /**
  * Decision is the edge's verdict on a call.

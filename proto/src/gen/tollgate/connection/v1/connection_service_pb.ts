@@ -2,8 +2,8 @@
 // @generated from file tollgate/connection/v1/connection_service.proto (package tollgate.connection.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/connection/v1/connection_service.proto.
  */
 export const file_tollgate_connection_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci90b2xsZ2F0ZS9jb25uZWN0aW9uL3YxL2Nvbm5lY3Rpb25fc2VydmljZS5wcm90bxIWdG9sbGdhdGUuY29ubmVjdGlvbi52MSL4AQoKQ29ubmVjdGlvbhIMCgRuYW1lGAEgASgJEg4KBnJlZ2lvbhgCIAEoCRIZChF1cHN0cmVhbV9lbmRwb2ludBgDIAEoCRIeChZ1cHN0cmVhbV9hY2Nlc3Nfa2V5X2lkGAQgASgJEhsKE2hhc191cHN0cmVhbV9zZWNyZXQYBSABKAgSEgoKYWNjb3VudF9pZBgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqwBChdDcmVhdGVDb25uZWN0aW9uUmVxdWVzdBI2Cgpjb25uZWN0aW9uGAEgASgLMiIudG9sbGdhdGUuY29ubmVjdGlvbi52MS5Db25uZWN0aW9uEiIKGnVwc3RyZWFtX3NlY3JldF9hY2Nlc3Nfa2V5GAIgASgJEh4KFnVwc3RyZWFtX3Nlc3Npb25fdG9rZW4YAyABKAkSFQoNYWxsb3dfcmVwbGFjZRgEIAEoCCJSChhDcmVhdGVDb25uZWN0aW9uUmVzcG9uc2USNgoKY29ubmVjdGlvbhgBIAEoCzIiLnRvbGxnYXRlLmNvbm5lY3Rpb24udjEuQ29ubmVjdGlvbiIkChRHZXRDb25uZWN0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIk8KFUdldENvbm5lY3Rpb25SZXNwb25zZRI2Cgpjb25uZWN0aW9uGAEgASgLMiIudG9sbGdhdGUuY29ubmVjdGlvbi52MS5Db25uZWN0aW9uIhgKFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QiUgoXTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USNwoLY29ubmVjdGlvbnMYASADKAsyIi50b2xsZ2F0ZS5jb25uZWN0aW9uLnYxLkNvbm5lY3Rpb24iJwoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSIaChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2Uy6wMKEUNvbm5lY3Rpb25TZXJ2aWNlEncKEENyZWF0ZUNvbm5lY3Rpb24SLy50b2xsZ2F0ZS5jb25uZWN0aW9uLnYxLkNyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0GjAudG9sbGdhdGUuY29ubmVjdGlvbi52MS5DcmVhdGVDb25uZWN0aW9uUmVzcG9uc2UiABJuCg1HZXRDb25uZWN0aW9uEiwudG9sbGdhdGUuY29ubmVjdGlvbi52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBotLnRvbGxnYXRlLmNvbm5lY3Rpb24udjEuR2V0Q29ubmVjdGlvblJlc3BvbnNlIgASdAoPTGlzdENvbm5lY3Rpb25zEi4udG9sbGdhdGUuY29ubmVjdGlvbi52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0Gi8udG9sbGdhdGUuY29ubmVjdGlvbi52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZSIAEncKEERlbGV0ZUNvbm5lY3Rpb24SLy50b2xsZ2F0ZS5jb25uZWN0aW9uLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0GjAudG9sbGdhdGUuY29ubmVjdGlvbi52MS5EZWxldGVDb25uZWN0aW9uUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ci90b2xsZ2F0ZS9jb25uZWN0aW9uL3YxL2Nvbm5lY3Rpb25fc2VydmljZS5wcm90bxIWdG9sbGdhdGUuY29ubmVjdGlvbi52MSLsAgoKQ29ubmVjdGlvbhIMCgRuYW1lGAEgASgJEg4KBnJlZ2lvbhgCIAEoCRIZChF1cHN0cmVhbV9lbmRwb2ludBgDIAEoCRIeChZ1cHN0cmVhbV9hY2Nlc3Nfa2V5X2lkGAQgASgJEhsKE2hhc191cHN0cmVhbV9zZWNyZXQYBSABKAgSEgoKYWNjb3VudF9pZBgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEksKEWNyZWRlbnRpYWxfc291cmNlGAkgASgOMjAudG9sbGdhdGUuY29ubmVjdGlvbi52MS5VcHN0cmVhbUNyZWRlbnRpYWxTb3VyY2USEAoIcm9sZV9hcm4YCiABKAkSEwoLZXh0ZXJuYWxfaWQYCyABKAkirAEKF0NyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0EjYKCmNvbm5lY3Rpb24YASABKAsyIi50b2xsZ2F0ZS5jb25uZWN0aW9uLnYxLkNvbm5lY3Rpb24SIgoadXBzdHJlYW1fc2VjcmV0X2FjY2Vzc19rZXkYAiABKAkSHgoWdXBzdHJlYW1fc2Vzc2lvbl90b2tlbhgDIAEoCRIVCg1hbGxvd19yZXBsYWNlGAQgASgIIlIKGENyZWF0ZUNvbm5lY3Rpb25SZXNwb25zZRI2Cgpjb25uZWN0aW9uGAEgASgLMiIudG9sbGdhdGUuY29ubmVjdGlvbi52MS5Db25uZWN0aW9uIiQKFEdldENvbm5lY3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiTwoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEjYKCmNvbm5lY3Rpb24YASABKAsyIi50b2xsZ2F0ZS5jb25uZWN0aW9uLnYxLkNvbm5lY3Rpb24iGAoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdCJSChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRI3Cgtjb25uZWN0aW9ucxgBIAMoCzIiLnRvbGxnYXRlLmNvbm5lY3Rpb24udjEuQ29ubmVjdGlvbiInChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIhoKGERlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZSqSAQoYVXBzdHJlYW1DcmVkZW50aWFsU291cmNlEioKJlVQU1RSRUFNX0NSRURFTlRJQUxfU09VUkNFX1VOU1BFQ0lGSUVEEAASJQohVVBTVFJFQU1fQ1JFREVOVElBTF9TT1VSQ0VfU1RBVElDEAESIwofVVBTVFJFQU1fQ1JFREVOVElBTF9TT1VSQ0VfRURHRRACMusDChFDb25uZWN0aW9uU2VydmljZRJ3ChBDcmVhdGVDb25uZWN0aW9uEi8udG9sbGdhdGUuY29ubmVjdGlvbi52MS5DcmVhdGVDb25uZWN0aW9uUmVxdWVzdBowLnRvbGxnYXRlLmNvbm5lY3Rpb24udjEuQ3JlYXRlQ29ubmVjdGlvblJlc3BvbnNlIgASbgoNR2V0Q29ubmVjdGlvbhIsLnRvbGxnYXRlLmNvbm5lY3Rpb24udjEuR2V0Q29ubmVjdGlvblJlcXVlc3QaLS50b2xsZ2F0ZS5jb25uZWN0aW9uLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZSIAEnQKD0xpc3RDb25uZWN0aW9ucxIuLnRvbGxnYXRlLmNvbm5lY3Rpb24udjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBovLnRvbGxnYXRlLmNvbm5lY3Rpb24udjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2UiABJ3ChBEZWxldGVDb25uZWN0aW9uEi8udG9sbGdhdGUuY29ubmVjdGlvbi52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBowLnRvbGxnYXRlLmNvbm5lY3Rpb24udjEuRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message tollgate.connection.v1.Connection
@@ -69,6 +69,28 @@ export type Connection = Message<"tollgate.connection.v1.Connection"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 8;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Where the base upstream credentials come from (default: the static keys above).
+   *
+   * @generated from field: tollgate.connection.v1.UpstreamCredentialSource credential_source = 9;
+   */
+  credentialSource: UpstreamCredentialSource;
+
+  /**
+   * Role the edge assumes with the base credentials (empty: no AssumeRole). The session
+   * name and SourceIdentity carry the principal.
+   *
+   * @generated from field: string role_arn = 10;
+   */
+  roleArn: string;
+
+  /**
+   * ExternalId passed to AssumeRole, if the role's trust policy requires one.
+   *
+   * @generated from field: string external_id = 11;
+   */
+  externalId: string;
 };
 
 /**
@@ -226,6 +248,40 @@ export type DeleteConnectionResponse = Message<"tollgate.connection.v1.DeleteCon
  */
 export const DeleteConnectionResponseSchema: GenMessage<DeleteConnectionResponse> = /*@__PURE__*/
   messageDesc(file_tollgate_connection_v1_connection_service, 8);
+
+/**
+ * UpstreamCredentialSource says where a connection's base upstream credentials come from.
+ *
+ * @generated from enum tollgate.connection.v1.UpstreamCredentialSource
+ */
+export enum UpstreamCredentialSource {
+  /**
+   * Static keys stored with the connection (the default).
+   *
+   * @generated from enum value: UPSTREAM_CREDENTIAL_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Static keys stored with the connection.
+   *
+   * @generated from enum value: UPSTREAM_CREDENTIAL_SOURCE_STATIC = 1;
+   */
+  STATIC = 1,
+
+  /**
+   * The edge process's own AWS credentials (AWS_ACCESS_KEY_ID, ... of the edge).
+   *
+   * @generated from enum value: UPSTREAM_CREDENTIAL_SOURCE_EDGE = 2;
+   */
+  EDGE = 2,
+}
+
+/**
+ * Describes the enum tollgate.connection.v1.UpstreamCredentialSource.
+ */
+export const UpstreamCredentialSourceSchema: GenEnum<UpstreamCredentialSource> = /*@__PURE__*/
+  enumDesc(file_tollgate_connection_v1_connection_service, 0);
 
 /**
  * ConnectionService manages the connection registry: which AWS account/role an

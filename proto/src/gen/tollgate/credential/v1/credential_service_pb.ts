@@ -12,7 +12,242 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/credential/v1/credential_service.proto.
  */
 export const file_tollgate_credential_v1_credential_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci90b2xsZ2F0ZS9jcmVkZW50aWFsL3YxL2NyZWRlbnRpYWxfc2VydmljZS5wcm90bxIWdG9sbGdhdGUuY3JlZGVudGlhbC52MSJUChZJc3N1ZUNyZWRlbnRpYWxSZXF1ZXN0EhEKCXByaW5jaXBhbBgBIAEoCRISCgpjb25uZWN0aW9uGAIgASgJEhMKC3R0bF9zZWNvbmRzGAMgASgDItEBChdJc3N1ZUNyZWRlbnRpYWxSZXNwb25zZRIVCg1hY2Nlc3Nfa2V5X2lkGAEgASgJEhkKEXNlY3JldF9hY2Nlc3Nfa2V5GAIgASgJEhUKDXNlc3Npb25fdG9rZW4YAyABKAkSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNyZWRlbnRpYWxfaWQYBSABKAkSEQoJcHJpbmNpcGFsGAYgASgJEhIKCmNvbm5lY3Rpb24YByABKAkyiQEKEUNyZWRlbnRpYWxTZXJ2aWNlEnQKD0lzc3VlQ3JlZGVudGlhbBIuLnRvbGxnYXRlLmNyZWRlbnRpYWwudjEuSXNzdWVDcmVkZW50aWFsUmVxdWVzdBovLnRvbGxnYXRlLmNyZWRlbnRpYWwudjEuSXNzdWVDcmVkZW50aWFsUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ci90b2xsZ2F0ZS9jcmVkZW50aWFsL3YxL2NyZWRlbnRpYWxfc2VydmljZS5wcm90bxIWdG9sbGdhdGUuY3JlZGVudGlhbC52MSLXAQoOQ3JlZGVudGlhbEluZm8SFQoNY3JlZGVudGlhbF9pZBgBIAEoCRIVCg1hY2Nlc3Nfa2V5X2lkGAIgASgJEhEKCXByaW5jaXBhbBgDIAEoCRISCgpjb25uZWN0aW9uGAQgASgJEi4KCmlzc3VlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdyZXZva2VkGAcgASgIIisKFkxpc3RDcmVkZW50aWFsc1JlcXVlc3QSEQoJcHJpbmNpcGFsGAEgASgJIlYKF0xpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEjsKC2NyZWRlbnRpYWxzGAEgAygLMiYudG9sbGdhdGUuY3JlZGVudGlhbC52MS5DcmVkZW50aWFsSW5mbyJHChdSZXZva2VDcmVkZW50aWFsUmVxdWVzdBIVCg1jcmVkZW50aWFsX2lkGAEgASgJEhUKDWFjY2Vzc19rZXlfaWQYAiABKAkiVgoYUmV2b2tlQ3JlZGVudGlhbFJlc3BvbnNlEjoKCmNyZWRlbnRpYWwYASABKAsyJi50b2xsZ2F0ZS5jcmVkZW50aWFsLnYxLkNyZWRlbnRpYWxJbmZvIlYKFlJldm9rZVByaW5jaXBhbFJlcXVlc3QSEQoJcHJpbmNpcGFsGAEgASgJEikKBXVudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJVChdSZXZva2VQcmluY2lwYWxSZXNwb25zZRI6CgpyZXZvY2F0aW9uGAEgASgLMiYudG9sbGdhdGUuY3JlZGVudGlhbC52MS5SZXZvY2F0aW9uSW5mbyKWAQoOUmV2b2NhdGlvbkluZm8SFQoNY3JlZGVudGlhbF9pZBgBIAEoCRIRCglwcmluY2lwYWwYAiABKAkSLwoLcmV2b2tlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIYChZMaXN0UmV2b2NhdGlvbnNSZXF1ZXN0IlYKF0xpc3RSZXZvY2F0aW9uc1Jlc3BvbnNlEjsKC3Jldm9jYXRpb25zGAEgAygLMiYudG9sbGdhdGUuY3JlZGVudGlhbC52MS5SZXZvY2F0aW9uSW5mbyJUChZJc3N1ZUNyZWRlbnRpYWxSZXF1ZXN0EhEKCXByaW5jaXBhbBgBIAEoCRISCgpjb25uZWN0aW9uGAIgASgJEhMKC3R0bF9zZWNvbmRzGAMgASgDItEBChdJc3N1ZUNyZWRlbnRpYWxSZXNwb25zZRIVCg1hY2Nlc3Nfa2V5X2lkGAEgASgJEhkKEXNlY3JldF9hY2Nlc3Nfa2V5GAIgASgJEhUKDXNlc3Npb25fdG9rZW4YAyABKAkSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNyZWRlbnRpYWxfaWQYBSABKAkSEQoJcHJpbmNpcGFsGAYgASgJEhIKCmNvbm5lY3Rpb24YByABKAky5AQKEUNyZWRlbnRpYWxTZXJ2aWNlEnQKD0lzc3VlQ3JlZGVudGlhbBIuLnRvbGxnYXRlLmNyZWRlbnRpYWwudjEuSXNzdWVDcmVkZW50aWFsUmVxdWVzdBovLnRvbGxnYXRlLmNyZWRlbnRpYWwudjEuSXNzdWVDcmVkZW50aWFsUmVzcG9uc2UiABJ0Cg9MaXN0Q3JlZGVudGlhbHMSLi50b2xsZ2F0ZS5jcmVkZW50aWFsLnYxLkxpc3RDcmVkZW50aWFsc1JlcXVlc3QaLy50b2xsZ2F0ZS5jcmVkZW50aWFsLnYxLkxpc3RDcmVkZW50aWFsc1Jlc3BvbnNlIgASdwoQUmV2b2tlQ3JlZGVudGlhbBIvLnRvbGxnYXRlLmNyZWRlbnRpYWwudjEuUmV2b2tlQ3JlZGVudGlhbFJlcXVlc3QaMC50b2xsZ2F0ZS5jcmVkZW50aWFsLnYxLlJldm9rZUNyZWRlbnRpYWxSZXNwb25zZSIAEnQKD1Jldm9rZVByaW5jaXBhbBIuLnRvbGxnYXRlLmNyZWRlbnRpYWwudjEuUmV2b2tlUHJpbmNpcGFsUmVxdWVzdBovLnRvbGxnYXRlLmNyZWRlbnRpYWwudjEuUmV2b2tlUHJpbmNpcGFsUmVzcG9uc2UiABJ0Cg9MaXN0UmV2b2NhdGlvbnMSLi50b2xsZ2F0ZS5jcmVkZW50aWFsLnYxLkxpc3RSZXZvY2F0aW9uc1JlcXVlc3QaLy50b2xsZ2F0ZS5jcmVkZW50aWFsLnYxLkxpc3RSZXZvY2F0aW9uc1Jlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+
+/**
+ * CredentialInfo is what is recorded about an issued credential.
+ *
+ * @generated from message tollgate.credential.v1.CredentialInfo
+ */
+export type CredentialInfo = Message<"tollgate.credential.v1.CredentialInfo"> & {
+  /**
+   * @generated from field: string credential_id = 1;
+   */
+  credentialId: string;
+
+  /**
+   * @generated from field: string access_key_id = 2;
+   */
+  accessKeyId: string;
+
+  /**
+   * @generated from field: string principal = 3;
+   */
+  principal: string;
+
+  /**
+   * @generated from field: string connection = 4;
+   */
+  connection: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp issue_time = 5;
+   */
+  issueTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expire_time = 6;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * True when the credential or its principal is revoked.
+   *
+   * @generated from field: bool revoked = 7;
+   */
+  revoked: boolean;
+};
+
+/**
+ * Describes the message tollgate.credential.v1.CredentialInfo.
+ * Use `create(CredentialInfoSchema)` to create a new message.
+ */
+export const CredentialInfoSchema: GenMessage<CredentialInfo> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 0);
+
+/**
+ * @generated from message tollgate.credential.v1.ListCredentialsRequest
+ */
+export type ListCredentialsRequest = Message<"tollgate.credential.v1.ListCredentialsRequest"> & {
+  /**
+   * Only this principal's credentials; empty = all.
+   *
+   * @generated from field: string principal = 1;
+   */
+  principal: string;
+};
+
+/**
+ * Describes the message tollgate.credential.v1.ListCredentialsRequest.
+ * Use `create(ListCredentialsRequestSchema)` to create a new message.
+ */
+export const ListCredentialsRequestSchema: GenMessage<ListCredentialsRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 1);
+
+/**
+ * @generated from message tollgate.credential.v1.ListCredentialsResponse
+ */
+export type ListCredentialsResponse = Message<"tollgate.credential.v1.ListCredentialsResponse"> & {
+  /**
+   * @generated from field: repeated tollgate.credential.v1.CredentialInfo credentials = 1;
+   */
+  credentials: CredentialInfo[];
+};
+
+/**
+ * Describes the message tollgate.credential.v1.ListCredentialsResponse.
+ * Use `create(ListCredentialsResponseSchema)` to create a new message.
+ */
+export const ListCredentialsResponseSchema: GenMessage<ListCredentialsResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 2);
+
+/**
+ * @generated from message tollgate.credential.v1.RevokeCredentialRequest
+ */
+export type RevokeCredentialRequest = Message<"tollgate.credential.v1.RevokeCredentialRequest"> & {
+  /**
+   * Exactly one of credential_id / access_key_id.
+   *
+   * @generated from field: string credential_id = 1;
+   */
+  credentialId: string;
+
+  /**
+   * @generated from field: string access_key_id = 2;
+   */
+  accessKeyId: string;
+};
+
+/**
+ * Describes the message tollgate.credential.v1.RevokeCredentialRequest.
+ * Use `create(RevokeCredentialRequestSchema)` to create a new message.
+ */
+export const RevokeCredentialRequestSchema: GenMessage<RevokeCredentialRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 3);
+
+/**
+ * @generated from message tollgate.credential.v1.RevokeCredentialResponse
+ */
+export type RevokeCredentialResponse = Message<"tollgate.credential.v1.RevokeCredentialResponse"> & {
+  /**
+   * @generated from field: tollgate.credential.v1.CredentialInfo credential = 1;
+   */
+  credential?: CredentialInfo | undefined;
+};
+
+/**
+ * Describes the message tollgate.credential.v1.RevokeCredentialResponse.
+ * Use `create(RevokeCredentialResponseSchema)` to create a new message.
+ */
+export const RevokeCredentialResponseSchema: GenMessage<RevokeCredentialResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 4);
+
+/**
+ * @generated from message tollgate.credential.v1.RevokePrincipalRequest
+ */
+export type RevokePrincipalRequest = Message<"tollgate.credential.v1.RevokePrincipalRequest"> & {
+  /**
+   * @generated from field: string principal = 1;
+   */
+  principal: string;
+
+  /**
+   * Refuse the principal until then; unset = now + the longest credential lifetime.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 2;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tollgate.credential.v1.RevokePrincipalRequest.
+ * Use `create(RevokePrincipalRequestSchema)` to create a new message.
+ */
+export const RevokePrincipalRequestSchema: GenMessage<RevokePrincipalRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 5);
+
+/**
+ * @generated from message tollgate.credential.v1.RevokePrincipalResponse
+ */
+export type RevokePrincipalResponse = Message<"tollgate.credential.v1.RevokePrincipalResponse"> & {
+  /**
+   * @generated from field: tollgate.credential.v1.RevocationInfo revocation = 1;
+   */
+  revocation?: RevocationInfo | undefined;
+};
+
+/**
+ * Describes the message tollgate.credential.v1.RevokePrincipalResponse.
+ * Use `create(RevokePrincipalResponseSchema)` to create a new message.
+ */
+export const RevokePrincipalResponseSchema: GenMessage<RevokePrincipalResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 6);
+
+/**
+ * RevocationInfo is one revocation in force.
+ *
+ * @generated from message tollgate.credential.v1.RevocationInfo
+ */
+export type RevocationInfo = Message<"tollgate.credential.v1.RevocationInfo"> & {
+  /**
+   * Exactly one of credential_id / principal is set.
+   *
+   * @generated from field: string credential_id = 1;
+   */
+  credentialId: string;
+
+  /**
+   * @generated from field: string principal = 2;
+   */
+  principal: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp revoke_time = 3;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 4;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tollgate.credential.v1.RevocationInfo.
+ * Use `create(RevocationInfoSchema)` to create a new message.
+ */
+export const RevocationInfoSchema: GenMessage<RevocationInfo> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 7);
+
+/**
+ * @generated from message tollgate.credential.v1.ListRevocationsRequest
+ */
+export type ListRevocationsRequest = Message<"tollgate.credential.v1.ListRevocationsRequest"> & {
+};
+
+/**
+ * Describes the message tollgate.credential.v1.ListRevocationsRequest.
+ * Use `create(ListRevocationsRequestSchema)` to create a new message.
+ */
+export const ListRevocationsRequestSchema: GenMessage<ListRevocationsRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 8);
+
+/**
+ * @generated from message tollgate.credential.v1.ListRevocationsResponse
+ */
+export type ListRevocationsResponse = Message<"tollgate.credential.v1.ListRevocationsResponse"> & {
+  /**
+   * @generated from field: repeated tollgate.credential.v1.RevocationInfo revocations = 1;
+   */
+  revocations: RevocationInfo[];
+};
+
+/**
+ * Describes the message tollgate.credential.v1.ListRevocationsResponse.
+ * Use `create(ListRevocationsResponseSchema)` to create a new message.
+ */
+export const ListRevocationsResponseSchema: GenMessage<ListRevocationsResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_credential_v1_credential_service, 9);
 
 /**
  * @generated from message tollgate.credential.v1.IssueCredentialRequest
@@ -45,7 +280,7 @@ export type IssueCredentialRequest = Message<"tollgate.credential.v1.IssueCreden
  * Use `create(IssueCredentialRequestSchema)` to create a new message.
  */
 export const IssueCredentialRequestSchema: GenMessage<IssueCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_credential_v1_credential_service, 0);
+  messageDesc(file_tollgate_credential_v1_credential_service, 10);
 
 /**
  * @generated from message tollgate.credential.v1.IssueCredentialResponse
@@ -94,7 +329,7 @@ export type IssueCredentialResponse = Message<"tollgate.credential.v1.IssueCrede
  * Use `create(IssueCredentialResponseSchema)` to create a new message.
  */
 export const IssueCredentialResponseSchema: GenMessage<IssueCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_credential_v1_credential_service, 1);
+  messageDesc(file_tollgate_credential_v1_credential_service, 11);
 
 /**
  * CredentialService issues short-lived gateway credentials for agents. A gateway
@@ -111,6 +346,49 @@ export const CredentialService: GenService<{
     methodKind: "unary";
     input: typeof IssueCredentialRequestSchema;
     output: typeof IssueCredentialResponseSchema;
+  },
+  /**
+   * ListCredentials returns the credentials that have not expired yet (never secrets).
+   *
+   * @generated from rpc tollgate.credential.v1.CredentialService.ListCredentials
+   */
+  listCredentials: {
+    methodKind: "unary";
+    input: typeof ListCredentialsRequestSchema;
+    output: typeof ListCredentialsResponseSchema;
+  },
+  /**
+   * RevokeCredential revokes one credential, by credential id or access key id. Every
+   * edge refuses it within 5 s.
+   *
+   * @generated from rpc tollgate.credential.v1.CredentialService.RevokeCredential
+   */
+  revokeCredential: {
+    methodKind: "unary";
+    input: typeof RevokeCredentialRequestSchema;
+    output: typeof RevokeCredentialResponseSchema;
+  },
+  /**
+   * RevokePrincipal revokes every credential of a principal and refuses new ones until
+   * `until` (default: now + the longest credential lifetime, so every credential that
+   * exists now has expired by then).
+   *
+   * @generated from rpc tollgate.credential.v1.CredentialService.RevokePrincipal
+   */
+  revokePrincipal: {
+    methodKind: "unary";
+    input: typeof RevokePrincipalRequestSchema;
+    output: typeof RevokePrincipalResponseSchema;
+  },
+  /**
+   * ListRevocations returns the revocations still in force.
+   *
+   * @generated from rpc tollgate.credential.v1.CredentialService.ListRevocations
+   */
+  listRevocations: {
+    methodKind: "unary";
+    input: typeof ListRevocationsRequestSchema;
+    output: typeof ListRevocationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tollgate_credential_v1_credential_service, 0);

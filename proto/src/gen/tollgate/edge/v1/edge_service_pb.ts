@@ -4,13 +4,229 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { UpstreamCredentialSource } from "../../connection/v1/connection_service_pb.js";
+import { file_tollgate_connection_v1_connection_service } from "../../connection/v1/connection_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tollgate/edge/v1/edge_service.proto.
  */
 export const file_tollgate_edge_v1_edge_service: GenFile = /*@__PURE__*/
-  fileDesc("CiN0b2xsZ2F0ZS9lZGdlL3YxL2VkZ2Vfc2VydmljZS5wcm90bxIQdG9sbGdhdGUuZWRnZS52MSJDChZSZWdpc3RlckVkZ2VLZXlSZXF1ZXN0EhEKCWVkZ2VfbmFtZRgBIAEoCRIWCg5wdWJsaWNfa2V5X3BlbRgCIAEoCSIpChdSZWdpc3RlckVkZ2VLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkiEgoQTGlzdEVkZ2VzUmVxdWVzdCI8ChFMaXN0RWRnZXNSZXNwb25zZRInCgRrZXlzGAEgAygLMhkudG9sbGdhdGUuZWRnZS52MS5FZGdlS2V5Il4KB0VkZ2VLZXkSEQoJZWRnZV9uYW1lGAEgASgJEg4KBmtleV9pZBgCIAEoCRIWCg5wdWJsaWNfa2V5X3BlbRgDIAEoCRIYChByZWdpc3Rlcl90aW1lX21zGAQgASgDIikKFEdldEVkZ2VDb25maWdSZXF1ZXN0EhEKCWVkZ2VfbmFtZRgBIAEoCSLKAQoVR2V0RWRnZUNvbmZpZ1Jlc3BvbnNlEjUKC2Nvbm5lY3Rpb25zGAEgAygLMiAudG9sbGdhdGUuZWRnZS52MS5FZGdlQ29ubmVjdGlvbhI4Cg9jcmVkZW50aWFsX2tleXMYAiADKAsyHy50b2xsZ2F0ZS5lZGdlLnYxLkNyZWRlbnRpYWxLZXkSLgoFYXVkaXQYAyABKAsyHy50b2xsZ2F0ZS5lZGdlLnYxLkF1ZGl0U2V0dGluZ3MSEAoIcmV2aXNpb24YBCABKAMiwQEKDkVkZ2VDb25uZWN0aW9uEgwKBG5hbWUYASABKAkSDgoGcmVnaW9uGAIgASgJEhkKEXVwc3RyZWFtX2VuZHBvaW50GAMgASgJEh4KFnVwc3RyZWFtX2FjY2Vzc19rZXlfaWQYBCABKAkSIgoadXBzdHJlYW1fc2VjcmV0X2FjY2Vzc19rZXkYBSABKAkSHgoWdXBzdHJlYW1fc2Vzc2lvbl90b2tlbhgGIAEoCRISCgphY2NvdW50X2lkGAcgASgJIiwKDUNyZWRlbnRpYWxLZXkSDgoGa2V5X2lkGAEgASgJEgsKA2tleRgCIAEoDCI3Cg1BdWRpdFNldHRpbmdzEg4KBnN0cmVhbRgBIAEoCRIWCg5zdWJqZWN0X3ByZWZpeBgCIAEoCTKzAgoLRWRnZVNlcnZpY2USYgoNR2V0RWRnZUNvbmZpZxImLnRvbGxnYXRlLmVkZ2UudjEuR2V0RWRnZUNvbmZpZ1JlcXVlc3QaJy50b2xsZ2F0ZS5lZGdlLnYxLkdldEVkZ2VDb25maWdSZXNwb25zZSIAEmgKD1JlZ2lzdGVyRWRnZUtleRIoLnRvbGxnYXRlLmVkZ2UudjEuUmVnaXN0ZXJFZGdlS2V5UmVxdWVzdBopLnRvbGxnYXRlLmVkZ2UudjEuUmVnaXN0ZXJFZGdlS2V5UmVzcG9uc2UiABJWCglMaXN0RWRnZXMSIi50b2xsZ2F0ZS5lZGdlLnYxLkxpc3RFZGdlc1JlcXVlc3QaIy50b2xsZ2F0ZS5lZGdlLnYxLkxpc3RFZGdlc1Jlc3BvbnNlIgBiBnByb3RvMw");
+  fileDesc("CiN0b2xsZ2F0ZS9lZGdlL3YxL2VkZ2Vfc2VydmljZS5wcm90bxIQdG9sbGdhdGUuZWRnZS52MSLBAQocQ3JlYXRlRW5yb2xsbWVudFRva2VuUmVxdWVzdBIRCgllZGdlX25hbWUYASABKAkSSgoGbGFiZWxzGAIgAygLMjoudG9sbGdhdGUuZWRnZS52MS5DcmVhdGVFbnJvbGxtZW50VG9rZW5SZXF1ZXN0LkxhYmVsc0VudHJ5EhMKC3R0bF9zZWNvbmRzGAMgASgDGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWQodQ3JlYXRlRW5yb2xsbWVudFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEQoJZWRnZV9uYW1lGAIgASgJEhYKDmV4cGlyZV90aW1lX21zGAMgASgDIkkKDUVucm9sbFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFgoOcHVibGljX2tleV9wZW0YAiABKAkSEQoJZWRnZV9uYW1lGAMgASgJIkYKDkVucm9sbFJlc3BvbnNlEiQKBGVkZ2UYASABKAsyFi50b2xsZ2F0ZS5lZGdlLnYxLkVkZ2USDgoGa2V5X2lkGAIgASgJIiYKEVJldm9rZUVkZ2VSZXF1ZXN0EhEKCWVkZ2VfbmFtZRgBIAEoCSI6ChJSZXZva2VFZGdlUmVzcG9uc2USJAoEZWRnZRgBIAEoCzIWLnRvbGxnYXRlLmVkZ2UudjEuRWRnZSLjAQoERWRnZRIMCgRuYW1lGAEgASgJEjIKBmxhYmVscxgCIAMoCzIiLnRvbGxnYXRlLmVkZ2UudjEuRWRnZS5MYWJlbHNFbnRyeRIPCgdrZXlfaWRzGAMgAygJEhYKDmVucm9sbF90aW1lX21zGAQgASgDEhkKEWxhc3RfaGVhcnRiZWF0X21zGAUgASgDEg4KBnN0YXR1cxgGIAEoCRIWCg5yZXZva2VfdGltZV9tcxgHIAEoAxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKFlJlZ2lzdGVyRWRnZUtleVJlcXVlc3QSEQoJZWRnZV9uYW1lGAEgASgJEhYKDnB1YmxpY19rZXlfcGVtGAIgASgJIikKF1JlZ2lzdGVyRWRnZUtleVJlc3BvbnNlEg4KBmtleV9pZBgBIAEoCSISChBMaXN0RWRnZXNSZXF1ZXN0ImMKEUxpc3RFZGdlc1Jlc3BvbnNlEicKBGtleXMYASADKAsyGS50b2xsZ2F0ZS5lZGdlLnYxLkVkZ2VLZXkSJQoFZWRnZXMYAiADKAsyFi50b2xsZ2F0ZS5lZGdlLnYxLkVkZ2UiXgoHRWRnZUtleRIRCgllZGdlX25hbWUYASABKAkSDgoGa2V5X2lkGAIgASgJEhYKDnB1YmxpY19rZXlfcGVtGAMgASgJEhgKEHJlZ2lzdGVyX3RpbWVfbXMYBCABKAMiKQoUR2V0RWRnZUNvbmZpZ1JlcXVlc3QSEQoJZWRnZV9uYW1lGAEgASgJIv0BChVHZXRFZGdlQ29uZmlnUmVzcG9uc2USNQoLY29ubmVjdGlvbnMYASADKAsyIC50b2xsZ2F0ZS5lZGdlLnYxLkVkZ2VDb25uZWN0aW9uEjgKD2NyZWRlbnRpYWxfa2V5cxgCIAMoCzIfLnRvbGxnYXRlLmVkZ2UudjEuQ3JlZGVudGlhbEtleRIuCgVhdWRpdBgDIAEoCzIfLnRvbGxnYXRlLmVkZ2UudjEuQXVkaXRTZXR0aW5ncxIQCghyZXZpc2lvbhgEIAEoAxIxCgtyZXZvY2F0aW9ucxgFIAMoCzIcLnRvbGxnYXRlLmVkZ2UudjEuUmV2b2NhdGlvbiJgCgpSZXZvY2F0aW9uEhUKDWNyZWRlbnRpYWxfaWQYASABKAkSEQoJcHJpbmNpcGFsGAIgASgJEhYKDnJldm9rZV90aW1lX21zGAMgASgDEhAKCHVudGlsX21zGAQgASgDIrUCCg5FZGdlQ29ubmVjdGlvbhIMCgRuYW1lGAEgASgJEg4KBnJlZ2lvbhgCIAEoCRIZChF1cHN0cmVhbV9lbmRwb2ludBgDIAEoCRIeChZ1cHN0cmVhbV9hY2Nlc3Nfa2V5X2lkGAQgASgJEiIKGnVwc3RyZWFtX3NlY3JldF9hY2Nlc3Nfa2V5GAUgASgJEh4KFnVwc3RyZWFtX3Nlc3Npb25fdG9rZW4YBiABKAkSEgoKYWNjb3VudF9pZBgHIAEoCRJLChFjcmVkZW50aWFsX3NvdXJjZRgIIAEoDjIwLnRvbGxnYXRlLmNvbm5lY3Rpb24udjEuVXBzdHJlYW1DcmVkZW50aWFsU291cmNlEhAKCHJvbGVfYXJuGAkgASgJEhMKC2V4dGVybmFsX2lkGAogASgJIiwKDUNyZWRlbnRpYWxLZXkSDgoGa2V5X2lkGAEgASgJEgsKA2tleRgCIAEoDCI3Cg1BdWRpdFNldHRpbmdzEg4KBnN0cmVhbRgBIAEoCRIWCg5zdWJqZWN0X3ByZWZpeBgCIAEoCTKzAgoLRWRnZVNlcnZpY2USYgoNR2V0RWRnZUNvbmZpZxImLnRvbGxnYXRlLmVkZ2UudjEuR2V0RWRnZUNvbmZpZ1JlcXVlc3QaJy50b2xsZ2F0ZS5lZGdlLnYxLkdldEVkZ2VDb25maWdSZXNwb25zZSIAEmgKD1JlZ2lzdGVyRWRnZUtleRIoLnRvbGxnYXRlLmVkZ2UudjEuUmVnaXN0ZXJFZGdlS2V5UmVxdWVzdBopLnRvbGxnYXRlLmVkZ2UudjEuUmVnaXN0ZXJFZGdlS2V5UmVzcG9uc2UiABJWCglMaXN0RWRnZXMSIi50b2xsZ2F0ZS5lZGdlLnYxLkxpc3RFZGdlc1JlcXVlc3QaIy50b2xsZ2F0ZS5lZGdlLnYxLkxpc3RFZGdlc1Jlc3BvbnNlIgAyZgoVRWRnZUVucm9sbG1lbnRTZXJ2aWNlEk0KBkVucm9sbBIfLnRvbGxnYXRlLmVkZ2UudjEuRW5yb2xsUmVxdWVzdBogLnRvbGxnYXRlLmVkZ2UudjEuRW5yb2xsUmVzcG9uc2UiADLpAQoQRWRnZUFkbWluU2VydmljZRJ6ChVDcmVhdGVFbnJvbGxtZW50VG9rZW4SLi50b2xsZ2F0ZS5lZGdlLnYxLkNyZWF0ZUVucm9sbG1lbnRUb2tlblJlcXVlc3QaLy50b2xsZ2F0ZS5lZGdlLnYxLkNyZWF0ZUVucm9sbG1lbnRUb2tlblJlc3BvbnNlIgASWQoKUmV2b2tlRWRnZRIjLnRvbGxnYXRlLmVkZ2UudjEuUmV2b2tlRWRnZVJlcXVlc3QaJC50b2xsZ2F0ZS5lZGdlLnYxLlJldm9rZUVkZ2VSZXNwb25zZSIAYgZwcm90bzM", [file_tollgate_connection_v1_connection_service]);
+
+/**
+ * @generated from message tollgate.edge.v1.CreateEnrollmentTokenRequest
+ */
+export type CreateEnrollmentTokenRequest = Message<"tollgate.edge.v1.CreateEnrollmentTokenRequest"> & {
+  /**
+   * Name the edge will have, as in its audit events' tollgate.edge.
+   *
+   * @generated from field: string edge_name = 1;
+   */
+  edgeName: string;
+
+  /**
+   * Labels recorded with the edge, e.g. vpc=vpc-123, region=eu-west-1.
+   *
+   * @generated from field: map<string, string> labels = 2;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Lifetime of the token in seconds; default 3600, between 60 and 604800.
+   *
+   * @generated from field: int64 ttl_seconds = 3;
+   */
+  ttlSeconds: bigint;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.CreateEnrollmentTokenRequest.
+ * Use `create(CreateEnrollmentTokenRequestSchema)` to create a new message.
+ */
+export const CreateEnrollmentTokenRequestSchema: GenMessage<CreateEnrollmentTokenRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 0);
+
+/**
+ * @generated from message tollgate.edge.v1.CreateEnrollmentTokenResponse
+ */
+export type CreateEnrollmentTokenResponse = Message<"tollgate.edge.v1.CreateEnrollmentTokenResponse"> & {
+  /**
+   * The token (shown once; only its hash is stored).
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: string edge_name = 2;
+   */
+  edgeName: string;
+
+  /**
+   * Expiry, Unix ms.
+   *
+   * @generated from field: int64 expire_time_ms = 3;
+   */
+  expireTimeMs: bigint;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.CreateEnrollmentTokenResponse.
+ * Use `create(CreateEnrollmentTokenResponseSchema)` to create a new message.
+ */
+export const CreateEnrollmentTokenResponseSchema: GenMessage<CreateEnrollmentTokenResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 1);
+
+/**
+ * @generated from message tollgate.edge.v1.EnrollRequest
+ */
+export type EnrollRequest = Message<"tollgate.edge.v1.EnrollRequest"> & {
+  /**
+   * The one-time enrollment token.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * Ed25519 public key, SPKI PEM.
+   *
+   * @generated from field: string public_key_pem = 2;
+   */
+  publicKeyPem: string;
+
+  /**
+   * Optional; when set it must equal the name the token was created for.
+   *
+   * @generated from field: string edge_name = 3;
+   */
+  edgeName: string;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.EnrollRequest.
+ * Use `create(EnrollRequestSchema)` to create a new message.
+ */
+export const EnrollRequestSchema: GenMessage<EnrollRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 2);
+
+/**
+ * @generated from message tollgate.edge.v1.EnrollResponse
+ */
+export type EnrollResponse = Message<"tollgate.edge.v1.EnrollResponse"> & {
+  /**
+   * @generated from field: tollgate.edge.v1.Edge edge = 1;
+   */
+  edge?: Edge | undefined;
+
+  /**
+   * Key id of the enrolled key.
+   *
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.EnrollResponse.
+ * Use `create(EnrollResponseSchema)` to create a new message.
+ */
+export const EnrollResponseSchema: GenMessage<EnrollResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 3);
+
+/**
+ * @generated from message tollgate.edge.v1.RevokeEdgeRequest
+ */
+export type RevokeEdgeRequest = Message<"tollgate.edge.v1.RevokeEdgeRequest"> & {
+  /**
+   * @generated from field: string edge_name = 1;
+   */
+  edgeName: string;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.RevokeEdgeRequest.
+ * Use `create(RevokeEdgeRequestSchema)` to create a new message.
+ */
+export const RevokeEdgeRequestSchema: GenMessage<RevokeEdgeRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 4);
+
+/**
+ * @generated from message tollgate.edge.v1.RevokeEdgeResponse
+ */
+export type RevokeEdgeResponse = Message<"tollgate.edge.v1.RevokeEdgeResponse"> & {
+  /**
+   * @generated from field: tollgate.edge.v1.Edge edge = 1;
+   */
+  edge?: Edge | undefined;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.RevokeEdgeResponse.
+ * Use `create(RevokeEdgeResponseSchema)` to create a new message.
+ */
+export const RevokeEdgeResponseSchema: GenMessage<RevokeEdgeResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 5);
+
+/**
+ * Edge is one enrolled edge.
+ *
+ * @generated from message tollgate.edge.v1.Edge
+ */
+export type Edge = Message<"tollgate.edge.v1.Edge"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: map<string, string> labels = 2;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Ids of the keys it enrolled with (first 16 hex chars of SHA-256 of the SPKI DER).
+   *
+   * @generated from field: repeated string key_ids = 3;
+   */
+  keyIds: string[];
+
+  /**
+   * Unix ms of the first enrollment.
+   *
+   * @generated from field: int64 enroll_time_ms = 4;
+   */
+  enrollTimeMs: bigint;
+
+  /**
+   * Unix ms of the last signed GetEdgeConfig call; 0 = never.
+   *
+   * @generated from field: int64 last_heartbeat_ms = 5;
+   */
+  lastHeartbeatMs: bigint;
+
+  /**
+   * "healthy" (heartbeat within the stale window), "stale", or "revoked".
+   *
+   * @generated from field: string status = 6;
+   */
+  status: string;
+
+  /**
+   * Unix ms of the revocation; 0 = not revoked.
+   *
+   * @generated from field: int64 revoke_time_ms = 7;
+   */
+  revokeTimeMs: bigint;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.Edge.
+ * Use `create(EdgeSchema)` to create a new message.
+ */
+export const EdgeSchema: GenMessage<Edge> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 6);
 
 /**
  * @generated from message tollgate.edge.v1.RegisterEdgeKeyRequest
@@ -36,7 +252,7 @@ export type RegisterEdgeKeyRequest = Message<"tollgate.edge.v1.RegisterEdgeKeyRe
  * Use `create(RegisterEdgeKeyRequestSchema)` to create a new message.
  */
 export const RegisterEdgeKeyRequestSchema: GenMessage<RegisterEdgeKeyRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 0);
+  messageDesc(file_tollgate_edge_v1_edge_service, 7);
 
 /**
  * @generated from message tollgate.edge.v1.RegisterEdgeKeyResponse
@@ -55,7 +271,7 @@ export type RegisterEdgeKeyResponse = Message<"tollgate.edge.v1.RegisterEdgeKeyR
  * Use `create(RegisterEdgeKeyResponseSchema)` to create a new message.
  */
 export const RegisterEdgeKeyResponseSchema: GenMessage<RegisterEdgeKeyResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 1);
+  messageDesc(file_tollgate_edge_v1_edge_service, 8);
 
 /**
  * @generated from message tollgate.edge.v1.ListEdgesRequest
@@ -68,7 +284,7 @@ export type ListEdgesRequest = Message<"tollgate.edge.v1.ListEdgesRequest"> & {
  * Use `create(ListEdgesRequestSchema)` to create a new message.
  */
 export const ListEdgesRequestSchema: GenMessage<ListEdgesRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 2);
+  messageDesc(file_tollgate_edge_v1_edge_service, 9);
 
 /**
  * @generated from message tollgate.edge.v1.ListEdgesResponse
@@ -78,6 +294,13 @@ export type ListEdgesResponse = Message<"tollgate.edge.v1.ListEdgesResponse"> & 
    * @generated from field: repeated tollgate.edge.v1.EdgeKey keys = 1;
    */
   keys: EdgeKey[];
+
+  /**
+   * Enrolled edges, by name.
+   *
+   * @generated from field: repeated tollgate.edge.v1.Edge edges = 2;
+   */
+  edges: Edge[];
 };
 
 /**
@@ -85,7 +308,7 @@ export type ListEdgesResponse = Message<"tollgate.edge.v1.ListEdgesResponse"> & 
  * Use `create(ListEdgesResponseSchema)` to create a new message.
  */
 export const ListEdgesResponseSchema: GenMessage<ListEdgesResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 3);
+  messageDesc(file_tollgate_edge_v1_edge_service, 10);
 
 /**
  * EdgeKey is one registered edge signing key.
@@ -123,7 +346,7 @@ export type EdgeKey = Message<"tollgate.edge.v1.EdgeKey"> & {
  * Use `create(EdgeKeySchema)` to create a new message.
  */
 export const EdgeKeySchema: GenMessage<EdgeKey> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 4);
+  messageDesc(file_tollgate_edge_v1_edge_service, 11);
 
 /**
  * @generated from message tollgate.edge.v1.GetEdgeConfigRequest
@@ -142,7 +365,7 @@ export type GetEdgeConfigRequest = Message<"tollgate.edge.v1.GetEdgeConfigReques
  * Use `create(GetEdgeConfigRequestSchema)` to create a new message.
  */
 export const GetEdgeConfigRequestSchema: GenMessage<GetEdgeConfigRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 5);
+  messageDesc(file_tollgate_edge_v1_edge_service, 12);
 
 /**
  * @generated from message tollgate.edge.v1.GetEdgeConfigResponse
@@ -171,6 +394,13 @@ export type GetEdgeConfigResponse = Message<"tollgate.edge.v1.GetEdgeConfigRespo
    * @generated from field: int64 revision = 4;
    */
   revision: bigint;
+
+  /**
+   * Revoked credentials and principals whose revocation has not expired yet.
+   *
+   * @generated from field: repeated tollgate.edge.v1.Revocation revocations = 5;
+   */
+  revocations: Revocation[];
 };
 
 /**
@@ -178,7 +408,47 @@ export type GetEdgeConfigResponse = Message<"tollgate.edge.v1.GetEdgeConfigRespo
  * Use `create(GetEdgeConfigResponseSchema)` to create a new message.
  */
 export const GetEdgeConfigResponseSchema: GenMessage<GetEdgeConfigResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 6);
+  messageDesc(file_tollgate_edge_v1_edge_service, 13);
+
+/**
+ * Revocation is one revoked credential or principal, enforced by every edge.
+ *
+ * @generated from message tollgate.edge.v1.Revocation
+ */
+export type Revocation = Message<"tollgate.edge.v1.Revocation"> & {
+  /**
+   * Exactly one of credential_id / principal is set.
+   *
+   * @generated from field: string credential_id = 1;
+   */
+  credentialId: string;
+
+  /**
+   * @generated from field: string principal = 2;
+   */
+  principal: string;
+
+  /**
+   * When it was revoked, Unix ms.
+   *
+   * @generated from field: int64 revoke_time_ms = 3;
+   */
+  revokeTimeMs: bigint;
+
+  /**
+   * Enforced until then, Unix ms (for a credential: its expiry).
+   *
+   * @generated from field: int64 until_ms = 4;
+   */
+  untilMs: bigint;
+};
+
+/**
+ * Describes the message tollgate.edge.v1.Revocation.
+ * Use `create(RevocationSchema)` to create a new message.
+ */
+export const RevocationSchema: GenMessage<Revocation> = /*@__PURE__*/
+  messageDesc(file_tollgate_edge_v1_edge_service, 14);
 
 /**
  * @generated from message tollgate.edge.v1.EdgeConnection
@@ -218,6 +488,26 @@ export type EdgeConnection = Message<"tollgate.edge.v1.EdgeConnection"> & {
    * @generated from field: string account_id = 7;
    */
   accountId: string;
+
+  /**
+   * Where the base upstream credentials come from.
+   *
+   * @generated from field: tollgate.connection.v1.UpstreamCredentialSource credential_source = 8;
+   */
+  credentialSource: UpstreamCredentialSource;
+
+  /**
+   * When set, the edge assumes this role (STS AssumeRole with the base credentials),
+   * with RoleSessionName and SourceIdentity = the principal.
+   *
+   * @generated from field: string role_arn = 9;
+   */
+  roleArn: string;
+
+  /**
+   * @generated from field: string external_id = 10;
+   */
+  externalId: string;
 };
 
 /**
@@ -225,7 +515,7 @@ export type EdgeConnection = Message<"tollgate.edge.v1.EdgeConnection"> & {
  * Use `create(EdgeConnectionSchema)` to create a new message.
  */
 export const EdgeConnectionSchema: GenMessage<EdgeConnection> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 7);
+  messageDesc(file_tollgate_edge_v1_edge_service, 15);
 
 /**
  * @generated from message tollgate.edge.v1.CredentialKey
@@ -249,7 +539,7 @@ export type CredentialKey = Message<"tollgate.edge.v1.CredentialKey"> & {
  * Use `create(CredentialKeySchema)` to create a new message.
  */
 export const CredentialKeySchema: GenMessage<CredentialKey> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 8);
+  messageDesc(file_tollgate_edge_v1_edge_service, 16);
 
 /**
  * @generated from message tollgate.edge.v1.AuditSettings
@@ -275,17 +565,21 @@ export type AuditSettings = Message<"tollgate.edge.v1.AuditSettings"> & {
  * Use `create(AuditSettingsSchema)` to create a new message.
  */
 export const AuditSettingsSchema: GenMessage<AuditSettings> = /*@__PURE__*/
-  messageDesc(file_tollgate_edge_v1_edge_service, 9);
+  messageDesc(file_tollgate_edge_v1_edge_service, 17);
 
 /**
- * EdgeService is how edge agents get their configuration. Requires the edge
- * credential; it is the only API that carries upstream secrets and credential
- * keys, over the edge's authenticated channel.
+ * EdgeService is how edge agents get their configuration. Requires an enrolled
+ * edge's signed request (or the admin token, or the legacy shared edge token); it is
+ * the only API that carries upstream secrets and credential keys, over the edge's
+ * authenticated channel.
  *
  * @generated from service tollgate.edge.v1.EdgeService
  */
 export const EdgeService: GenService<{
   /**
+   * GetEdgeConfig returns the whole configuration. A signed call from an enrolled edge
+   * also counts as that edge's heartbeat.
+   *
    * @generated from rpc tollgate.edge.v1.EdgeService.GetEdgeConfig
    */
   getEdgeConfig: {
@@ -307,7 +601,8 @@ export const EdgeService: GenService<{
     output: typeof RegisterEdgeKeyResponseSchema;
   },
   /**
-   * ListEdges returns every registered edge key (public keys only).
+   * ListEdges returns every registered edge key (public keys only) and every enrolled
+   * edge with its labels, heartbeat and status.
    *
    * @generated from rpc tollgate.edge.v1.EdgeService.ListEdges
    */
@@ -318,4 +613,57 @@ export const EdgeService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tollgate_edge_v1_edge_service, 0);
+
+/**
+ * EdgeEnrollmentService takes no bearer token: the one-time enrollment token in the
+ * request is the credential.
+ *
+ * @generated from service tollgate.edge.v1.EdgeEnrollmentService
+ */
+export const EdgeEnrollmentService: GenService<{
+  /**
+   * Enroll consumes a one-time enrollment token (created by
+   * EdgeAdminService.CreateEnrollmentToken) and records the edge with its Ed25519 public
+   * key. From then on the edge signs every EdgeService call with that key. A token works
+   * once; an expired, used or unknown token fails with PERMISSION_DENIED.
+   *
+   * @generated from rpc tollgate.edge.v1.EdgeEnrollmentService.Enroll
+   */
+  enroll: {
+    methodKind: "unary";
+    input: typeof EnrollRequestSchema;
+    output: typeof EnrollResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_tollgate_edge_v1_edge_service, 1);
+
+/**
+ * EdgeAdminService manages edge enrollment. Requires admin.
+ *
+ * @generated from service tollgate.edge.v1.EdgeAdminService
+ */
+export const EdgeAdminService: GenService<{
+  /**
+   * CreateEnrollmentToken returns a one-time token an edge enrolls with. Only its
+   * SHA-256 is stored; it expires after ttl_seconds.
+   *
+   * @generated from rpc tollgate.edge.v1.EdgeAdminService.CreateEnrollmentToken
+   */
+  createEnrollmentToken: {
+    methodKind: "unary";
+    input: typeof CreateEnrollmentTokenRequestSchema;
+    output: typeof CreateEnrollmentTokenResponseSchema;
+  },
+  /**
+   * RevokeEdge makes the control plane refuse every key the edge enrolled with.
+   *
+   * @generated from rpc tollgate.edge.v1.EdgeAdminService.RevokeEdge
+   */
+  revokeEdge: {
+    methodKind: "unary";
+    input: typeof RevokeEdgeRequestSchema;
+    output: typeof RevokeEdgeResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_tollgate_edge_v1_edge_service, 2);
 
