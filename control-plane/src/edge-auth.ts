@@ -1,6 +1,6 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import { EdgeService } from "@tollgate/proto";
+import { EdgeService, WebIdentityService } from "@tollgate/proto";
 import {
   EDGE_AUTH_HEADERS,
   edgeRequestBodySha256,
@@ -19,11 +19,13 @@ export const edgeIdentityKey = createContextKey<{ edgeName: string; keyId: strin
 });
 
 /** Procedures an enrolled edge may call with a signed request. */
-export const EDGE_SIGNED_PROCEDURES: ReadonlySet<string> = new Set(
-  [EdgeService.method.getEdgeConfig, EdgeService.method.registerEdgeKey, EdgeService.method.listEdges].map(
+export const EDGE_SIGNED_PROCEDURES: ReadonlySet<string> = new Set([
+  ...[EdgeService.method.getEdgeConfig, EdgeService.method.registerEdgeKey, EdgeService.method.listEdges].map(
     (m) => `/${EdgeService.typeName}/${m.name}`,
   ),
-);
+  // The edge's STS AssumeRoleWithWebIdentity intercept exchanges tokens here.
+  `/${WebIdentityService.typeName}/${WebIdentityService.method.exchangeWebIdentity.name}`,
+]);
 
 /** Options of {@link createEdgeAuthInterceptor}. */
 export interface EdgeAuthOptions {

@@ -4,6 +4,7 @@ import { type AuditEvent, AuditEventSchema, Decision } from "@tollgate/proto";
 import type { Classification } from "./aws-classifier.js";
 import { eventCategoryOf } from "./event-category.js";
 import type { PayloadDigestValue } from "./payload-digest.js";
+import type { UpstreamIdentityInfo } from "./upstream-credentials.js";
 
 /** CloudTrail's cap on `requestParameters` and `responseElements`: 100 KiB of JSON each. */
 export const MAX_RECORDED_ELEMENTS_BYTES = 100 * 1024;
@@ -55,6 +56,8 @@ export interface CallRecord {
   responsePayload?: PayloadDigestValue;
   /** Cap for each of requestParameters and responseElements; default {@link MAX_RECORDED_ELEMENTS_BYTES}. */
   maxElementsBytes?: number;
+  /** Who the call is forwarded upstream as (set once the upstream credentials are resolved). */
+  upstreamIdentity?: UpstreamIdentityInfo;
 }
 
 /** A Struct value cut to a byte cap, and whether anything was cut. */
@@ -151,6 +154,7 @@ export function buildAuditEvent(r: CallRecord): AuditEvent {
       ...(r.responsePayload !== undefined
         ? { responsePayload: { size: BigInt(r.responsePayload.size), sha256: r.responsePayload.sha256 } }
         : {}),
+      ...(r.upstreamIdentity !== undefined ? { upstreamIdentity: r.upstreamIdentity } : {}),
     },
   });
 }

@@ -1,4 +1,5 @@
-import type { GetEdgeConfigResponse } from "@tollgate/proto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type GetEdgeConfigResponse, UpstreamCredentialSource } from "@tollgate/proto";
 import type { ControlPlaneClient } from "@tollgate/sdk";
 import type { Logger } from "./logger.js";
 import type { UpstreamCredentials } from "./upstream-signer.js";
@@ -8,8 +9,14 @@ export interface EdgeConnectionConfig {
   name: string;
   region: string;
   upstreamEndpoint: string;
+  /** The connection's static keys (empty for `credentialSource` "edge"). */
   credentials: UpstreamCredentials;
   accountId: string;
+  /** "static" (the keys above) or "edge" (the edge process's own AWS credentials). */
+  credentialSource: "static" | "edge";
+  /** When set, the base credentials assume this role per principal. */
+  roleArn: string;
+  externalId: string;
 }
 
 /** Everything the edge needs from the control plane. */
@@ -19,6 +26,12 @@ export interface EdgeConfigSnapshot {
   credentialKeys: ReadonlyMap<string, Uint8Array>;
   auditStream: string;
   auditSubjectPrefix: string;
+  /** Revoked credential ids → enforced until (Unix ms). */
+  revokedCredentials: ReadonlyMap<string, number>;
+  /** Revoked principals → enforced until (Unix ms). */
+  revokedPrincipals: ReadonlyMap<string, number>;
+  /** True once the control plane refused this edge (revoked): nothing is served. */
+  edgeRevoked: boolean;
 }
 
 /** Options for {@link EdgeConfigSource}. */
@@ -38,6 +51,9 @@ function toSnapshot(res: GetEdgeConfigResponse): EdgeConfigSnapshot {
       region: c.region,
       upstreamEndpoint: c.upstreamEndpoint,
       accountId: c.accountId,
+      credentialSource: c.credentialSource === UpstreamCredentialSource.EDGE ? "edge" : "static",
+      roleArn: c.roleArn,
+      externalId: c.externalId,
       credentials: {
         accessKeyId: c.upstreamAccessKeyId,
         secretAccessKey: c.upstreamSecretAccessKey,
@@ -47,7 +63,16 @@ function toSnapshot(res: GetEdgeConfigResponse): EdgeConfigSnapshot {
   }
   const credentialKeys = new Map<string, Uint8Array>();
   for (const k of res.credentialKeys) credentialKeys.set(k.keyId, k.key);
+  const revokedCredentials = new Map<string, number>();
+  const revokedPrincipals = new Map<string, number>();
+  for (const r of res.revocations) {
+    if (r.credentialId !== "") revokedCredentials.set(r.credentialId, Number(r.untilMs));
+    if (r.principal !== "") revokedPrincipals.set(r.principal, Number(r.untilMs));
+  }
   return {
+    revokedCredentials,
+    revokedPrincipals,
+    edgeRevoked: false,
     revision: res.revision,
     connections,
     credentialKeys,
@@ -112,6 +137,17 @@ export class EdgeConfigSource {
       }
       this.#snapshot = next;
     } catch (err) {
+      if (err instanceof ConnectError && err.code === Code.PermissionDenied && this.#snapshot !== undefined) {
+        // Revoked by the control plane: stop serving (fail closed) rather than run on old config.
+        if (!this.#snapshot.edgeRevoked) {
+          this.#options.logger.error(
+            { event: "edge_revoked", err: err.rawMessage },
+            "the control plane refuses this edge; refusing every call",
+          );
+        }
+        this.#snapshot = { ...this.#snapshot, connections: new Map(), credentialKeys: new Map(), edgeRevoked: true };
+        return;
+      }
       this.#options.logger.warn({ err: String(err) }, "edge config refresh failed; keeping last config");
     }
   }

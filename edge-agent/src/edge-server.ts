@@ -33,6 +33,7 @@ import {
   SigV4Problem,
   verifySigV4,
 } from "./sigv4-verifier.js";
+import { type ResolvedUpstream, UpstreamCredentialResolver, UpstreamCredentialsError } from "./upstream-credentials.js";
 import { resolveUpstreamTarget, upstreamRequestPath } from "./upstream-endpoint.js";
 import { UpstreamSignerCache } from "./upstream-signer.js";
 import {
@@ -70,6 +71,8 @@ export interface EdgeServerOptions {
    * control plane). Without it such calls are refused like any unsigned request.
    */
   webIdentity?: WebIdentityExchanger;
+  /** Resolves the credentials forwarded calls are signed with. Default: static keys only (no edge credentials). */
+  upstreamCredentials?: UpstreamCredentialResolver;
 }
 
 type ResolvedOptions = Required<Omit<EdgeServerOptions, "webIdentity">> & Pick<EdgeServerOptions, "webIdentity">;
@@ -83,6 +86,7 @@ function resolveEdgeServerOptions(o: EdgeServerOptions): ResolvedOptions {
     maxChunkBytes: 16 * 1024 * 1024,
     refreshConfig: () => Promise.resolve(),
     ...o,
+    upstreamCredentials: o.upstreamCredentials ?? new UpstreamCredentialResolver({ logger: o.logger ?? silentLogger }),
   };
 }
 
@@ -188,6 +192,8 @@ interface Call {
   requestPayload?: PayloadDigestValue;
   /** Object body returned (GetObject). */
   responsePayload?: PayloadDigestValue;
+  /** Upstream credentials and identity, once resolved (before the intent is journaled). */
+  upstream?: ResolvedUpstream;
 }
 
 /**
@@ -250,6 +256,7 @@ export function createEdgeRequestHandler(
       ...(call.auth !== undefined ? { authForm: call.auth.form } : {}),
       ...(call.requestPayload !== undefined ? { requestPayload: call.requestPayload } : {}),
       ...(call.responsePayload !== undefined ? { responsePayload: call.responsePayload } : {}),
+      ...(call.upstream !== undefined ? { upstreamIdentity: call.upstream.identity } : {}),
     };
     const tls = tlsInfo(req);
     if (tls !== undefined) record.tls = tls;
@@ -485,8 +492,25 @@ export function createEdgeRequestHandler(
         classification: call.classification,
         config: checkedConfig,
         auditHealthy: o.recorder.healthy || o.recorder.failOpenFor(claims.connection),
+        nowMs: Date.now(),
       });
       if (!decision.allow) throw new EdgeRefusal(decision.kind, decision.reason, decision.message);
+
+      // Upstream identity: static keys, the edge's own, or an assumed role for this principal.
+      const upstreamConnection = checkedConfig.connections.get(claims.connection);
+      if (upstreamConnection !== undefined) {
+        try {
+          call.upstream = await o.upstreamCredentials.resolve(upstreamConnection, claims.principal);
+        } catch (err) {
+          if (!(err instanceof UpstreamCredentialsError)) throw err;
+          o.logger.warn({ err: err.message, eventID: call.eventId }, "upstream credentials unavailable");
+          throw new EdgeRefusal(
+            "unavailable",
+            "upstream-credentials-unavailable",
+            "Tollgate cannot obtain upstream credentials for this connection right now.",
+          );
+        }
+      }
       call.allowed = true;
       call.reason = "allowed";
 
@@ -534,7 +558,8 @@ export function createEdgeRequestHandler(
   ): Promise<void> {
     const auth = call.auth as SigV4Authorization;
     const connection = config.connections.get(claims.connection);
-    if (connection === undefined) {
+    const upstream = call.upstream;
+    if (connection === undefined || upstream === undefined) {
       return Promise.reject(new EdgeRefusal("access-denied", "unknown-connection", "Unknown connection."));
     }
     const c = call.classification as Classification;
@@ -566,7 +591,7 @@ export function createEdgeRequestHandler(
     // A presigned URL's auth parameters stay here: upstream is signed in header form.
     const upstreamQuery = auth.form === "query" ? withoutPresignParams(call.rawQuery) : call.rawQuery;
     const payloadMode = headers["x-amz-content-sha256"] ?? "";
-    const signer = upstreamSigners.get(connection.credentials, auth.service, target.signingRegion);
+    const signer = upstreamSigners.get(upstream.credentials, auth.service, target.signingRegion);
     return signer
       .sign(
         {
@@ -594,7 +619,7 @@ export function createEdgeRequestHandler(
               },
               upstream: upstreamChunkContext(
                 outHeaders,
-                connection.credentials.secretAccessKey,
+                upstream.credentials.secretAccessKey,
                 target.signingRegion,
                 auth.service,
               ),

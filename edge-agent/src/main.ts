@@ -6,15 +6,17 @@ import * as https from "node:https";
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { createControlPlaneClient, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
+import { type ControlPlaneClient, createControlPlaneClient, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
 import { pino } from "pino";
 import { AuditRecorder } from "./audit-recorder.js";
 import { awsModels } from "./aws-models.js";
 import { EdgeConfigSource } from "./edge-config.js";
+import { loadOrEnroll } from "./edge-enrollment.js";
 import { createEdgeRequestHandler, createEdgeServer, handleExpectContinue } from "./edge-server.js";
 import { loadOrCreateEdgeSigningKey } from "./edge-signing-key.js";
 import { createProxyServer, DEFAULT_PROXY_ALLOWED_HOSTS } from "./proxy-server.js";
 import { TollgateCa } from "./tollgate-ca.js";
+import { UpstreamCredentialResolver } from "./upstream-credentials.js";
 import { controlPlaneWebIdentityExchanger } from "./web-identity-sts.js";
 
 function fail(message: string): never {
@@ -41,7 +43,6 @@ const controlPlaneUrl = env("TOLLGATE_CONTROL_PLANE_URL", "http://127.0.0.1:8788
 const natsUrl = env("TOLLGATE_NATS_URL", "nats://127.0.0.1:4222");
 /** One URL or a comma-separated list (a NATS cluster). */
 const natsServers = natsUrl.split(",").map((s) => s.trim());
-const edgeName = env("TOLLGATE_EDGE_NAME", hostname());
 const logLevel = env("TOLLGATE_LOG_LEVEL", "info");
 // HTTPS_PROXY mode: off unless TOLLGATE_EDGE_PROXY_LISTEN is set.
 const proxyListen =
@@ -91,26 +92,92 @@ const failOpenConnections =
         .split(",")
         .map((c) => c.trim())
         .filter((c) => c !== "");
-let edgeToken = process.env.TOLLGATE_EDGE_TOKEN ?? "";
-if (edgeToken === "") {
-  const file = join(home, "edge.token");
+// Enrollment (preferred): a one-time token from `tollgate edge enroll-token`, used once; the
+// enrolled state in $TOLLGATE_HOME/edge/enrollment.json makes later starts need no token.
+let enrollToken = env("TOLLGATE_EDGE_ENROLL_TOKEN", "");
+const enrollTokenFile = env("TOLLGATE_EDGE_ENROLL_TOKEN_FILE", "");
+if (enrollToken === "" && enrollTokenFile !== "") {
   try {
-    edgeToken = readFileSync(file, "utf8").trim();
-  } catch {
-    fail(`no edge token: set TOLLGATE_EDGE_TOKEN or create ${file}`);
+    enrollToken = readFileSync(enrollTokenFile, "utf8").trim();
+  } catch (err) {
+    fail(
+      `TOLLGATE_EDGE_ENROLL_TOKEN_FILE: cannot read ${enrollTokenFile}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
 }
+const configuredEdgeName = env("TOLLGATE_EDGE_NAME", "") === "" ? undefined : env("TOLLGATE_EDGE_NAME", "");
+// The edge's own AWS credentials, for connections whose credential source is "edge" (and as the
+// base of their AssumeRole). Only the environment: the SDK's credential-provider chain is not a
+// dependency of the edge.
+const edgeAwsAccessKeyId = env("AWS_ACCESS_KEY_ID", "");
+const edgeAwsSecretAccessKey = env("AWS_SECRET_ACCESS_KEY", "");
+const edgeAwsSessionToken = env("AWS_SESSION_TOKEN", "");
+const edgeAwsCredentials =
+  edgeAwsAccessKeyId !== "" && edgeAwsSecretAccessKey !== ""
+    ? {
+        accessKeyId: edgeAwsAccessKeyId,
+        secretAccessKey: edgeAwsSecretAccessKey,
+        ...(edgeAwsSessionToken !== "" ? { sessionToken: edgeAwsSessionToken } : {}),
+      }
+    : undefined;
 
 // Load and index the AWS models now, not on the first call.
 awsModels();
 
-const logger = pino({ level: logLevel, base: { service: "tollgate-edge", edge: edgeName } });
-
 // Fail fast with one line if NATS is unreachable; the audit shipper keeps its own connection.
-await connect({ servers: natsServers, name: `tollgate-edge-${edgeName}-probe` })
+await connect({ servers: natsServers, name: "tollgate-edge-probe" })
   .then((probe) => probe.close())
   .catch(() => fail(`cannot reach NATS at ${natsUrl}`));
-const client = createControlPlaneClient({ baseUrl: controlPlaneUrl, token: edgeToken, timeoutMs: 10_000 });
+
+// The Ed25519 key signs audit checkpoints and, once enrolled, every control-plane request.
+const signingKeyFile = join(home, "edge", "signing-key.json");
+const signingKey = await loadOrCreateEdgeSigningKey(signingKeyFile).catch((err: unknown) =>
+  fail(
+    `cannot load or create the edge signing key ${signingKeyFile}: ${err instanceof Error ? err.message : String(err)}`,
+  ),
+);
+const enrollmentFile = join(home, "edge", "enrollment.json");
+const enrollment = await loadOrEnroll({
+  file: enrollmentFile,
+  key: signingKey,
+  enrollToken: enrollToken === "" ? undefined : enrollToken,
+  edgeName: configuredEdgeName,
+  client: createControlPlaneClient({ baseUrl: controlPlaneUrl, timeoutMs: 10_000 }),
+}).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));
+
+let client: ControlPlaneClient;
+let edgeName: string;
+let legacyToken = false;
+if (enrollment !== undefined) {
+  edgeName = enrollment.edgeName;
+  client = createControlPlaneClient({
+    baseUrl: controlPlaneUrl,
+    edgeAuth: { edgeName, key: signingKey },
+    timeoutMs: 10_000,
+  });
+} else {
+  // Legacy: the shared bootstrap edge token (TOLLGATE_EDGE_TOKEN or $TOLLGATE_HOME/edge.token).
+  let edgeToken = env("TOLLGATE_EDGE_TOKEN", "");
+  if (edgeToken === "") {
+    try {
+      edgeToken = readFileSync(join(home, "edge.token"), "utf8").trim();
+    } catch {
+      fail(
+        `not enrolled: set TOLLGATE_EDGE_ENROLL_TOKEN (or TOLLGATE_EDGE_ENROLL_TOKEN_FILE) to a token from "tollgate edge enroll-token", or enroll state in ${enrollmentFile}`,
+      );
+    }
+  }
+  legacyToken = true;
+  edgeName = configuredEdgeName ?? hostname();
+  client = createControlPlaneClient({ baseUrl: controlPlaneUrl, token: edgeToken, timeoutMs: 10_000 });
+}
+
+const logger = pino({ level: logLevel, base: { service: "tollgate-edge", edge: edgeName } });
+if (legacyToken) {
+  logger.warn({ event: "legacy_edge_token" }, "using the shared legacy edge token; enroll this edge instead");
+} else {
+  logger.info({ event: "edge_enrolled", keyId: signingKey.keyId }, "authenticating as an enrolled edge");
+}
 const config = new EdgeConfigSource({ client, edgeName, logger });
 await config
   .start()
@@ -119,17 +186,13 @@ await config
       `cannot get configuration from the control plane at ${controlPlaneUrl}: ${err instanceof Error ? err.message : String(err)}`,
     ),
   );
-const signingKeyFile = join(home, "edge", "signing-key.json");
-const signingKey = await loadOrCreateEdgeSigningKey(signingKeyFile).catch((err: unknown) =>
-  fail(
-    `cannot load or create the edge signing key ${signingKeyFile}: ${err instanceof Error ? err.message : String(err)}`,
-  ),
-);
-await client.edge
-  .registerEdgeKey({ edgeName, publicKeyPem: signingKey.publicKeyPem })
-  .catch((err: unknown) =>
-    fail(`cannot register the edge key with the control plane: ${err instanceof Error ? err.message : String(err)}`),
-  );
+if (legacyToken) {
+  await client.edge
+    .registerEdgeKey({ edgeName, publicKeyPem: signingKey.publicKeyPem })
+    .catch((err: unknown) =>
+      fail(`cannot register the edge key with the control plane: ${err instanceof Error ? err.message : String(err)}`),
+    );
+}
 const recorder = await AuditRecorder.open({
   dir: journalDir,
   connect: () => connect({ servers: natsServers, name: `tollgate-edge-${edgeName}-shipper`, reconnect: false }),
@@ -149,6 +212,7 @@ const edgeOptions = {
   edgeName,
   logger,
   webIdentity: controlPlaneWebIdentityExchanger(client, edgeName),
+  upstreamCredentials: new UpstreamCredentialResolver({ edgeCredentials: edgeAwsCredentials, logger }),
 };
 const handler = createEdgeRequestHandler(edgeOptions);
 let server: http.Server;

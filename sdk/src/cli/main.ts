@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_AUDIT_STREAM, DEFAULT_AUDIT_SUBJECT_PREFIX } from "../audit-subjects.js";
 import { type ControlPlaneClient, createControlPlaneClient } from "../control-plane-client.js";
-import { describeError } from "./cli-error.js";
+import { CliError, describeError } from "./cli-error.js";
 import {
   type AuditFilterFlags,
   addAuditIntegrityCommands,
@@ -23,8 +23,15 @@ import {
   connectionGetCommand,
   connectionListCommand,
 } from "./commands/connection.js";
-import { issueCredentialCommand } from "./commands/credentials.js";
+import {
+  issueCredentialCommand,
+  listCredentialsCommand,
+  listRevocationsCommand,
+  type RevokeTarget,
+  revokeCommand,
+} from "./commands/credentials.js";
 import { runDev } from "./commands/dev.js";
+import { edgeEnrollTokenCommand, edgeListCommand, edgeRevokeCommand, parseLabels } from "./commands/edge.js";
 import {
   issueServiceAccountCredentialCommand,
   readApiKeyFile,
@@ -36,7 +43,7 @@ import {
   trustListCommand,
 } from "./commands/workload.js";
 import { type ApiContext, resolveAdminToken, resolveApiUrl } from "./config.js";
-import { parseDurationSeconds } from "./duration.js";
+import { parseDurationMs, parseDurationSeconds } from "./duration.js";
 import { CREDENTIAL_FORMATS, type CredentialFormat } from "./format.js";
 import { type CliIo, readAll } from "./io.js";
 
@@ -96,6 +103,19 @@ function parsePositiveInt(value: string): number {
     throw new InvalidArgumentError("must be a positive integer");
   }
   return n;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** A future time: a duration from now (`24h`) or an ISO 8601 time. */
+function parseFutureMs(text: string, nowMs: number, what: string): number {
+  if (/^(\d+(ms|s|m|h|d))+$/.test(text.trim())) return nowMs + parseDurationMs(text, what);
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms))
+    throw new CliError(`invalid ${what} "${text}" (use a duration such as 24h, or an ISO 8601 time)`);
+  return ms;
 }
 
 function packageVersion(): string {
@@ -229,6 +249,93 @@ function buildProgram(env: CliEnvironment): Command {
       },
     );
 
+  credentials
+    .command("list")
+    .description("list unexpired credentials (never their secrets)")
+    .option("--principal <name>", "only this principal's", "")
+    .option("--json", "one JSON object per line", false)
+    .addOption(apiOption())
+    .action(async (opts: { principal: string; json: boolean; api?: string }) => {
+      await listCredentialsCommand(client(opts), opts, io);
+    });
+  credentials
+    .command("revoke")
+    .description("revoke a credential or every credential of a principal; every edge refuses it within 5 s")
+    .addOption(new Option("--credential-id <id>", "revoke this credential").conflicts(["accessKeyId", "principal"]))
+    .addOption(
+      new Option("--access-key-id <id>", "revoke the credential with this access key id").conflicts("principal"),
+    )
+    .option("--principal <name>", "revoke every credential of this principal (and refuse new ones)")
+    .option("--until <time>", "with --principal: until then, a duration from now (24h) or ISO 8601 (default 12h)")
+    .addOption(apiOption())
+    .action(
+      async (opts: {
+        credentialId?: string;
+        accessKeyId?: string;
+        principal?: string;
+        until?: string;
+        api?: string;
+      }) => {
+        let target: RevokeTarget;
+        if (opts.credentialId !== undefined) target = { credentialId: opts.credentialId };
+        else if (opts.accessKeyId !== undefined) target = { accessKeyId: opts.accessKeyId };
+        else if (opts.principal !== undefined) {
+          target = {
+            principal: opts.principal,
+            untilMs: opts.until === undefined ? undefined : parseFutureMs(opts.until, Date.now(), "--until"),
+          };
+        } else throw new CliError("give one of --credential-id, --access-key-id, --principal");
+        if (opts.until !== undefined && !("principal" in target)) throw new CliError("--until goes with --principal");
+        await revokeCommand(client(opts), target, io);
+      },
+    );
+  credentials
+    .command("revocations")
+    .description("list the revocations in force")
+    .option("--json", "one JSON object per line", false)
+    .addOption(apiOption())
+    .action(async (opts: { json: boolean; api?: string }) => {
+      await listRevocationsCommand(client(opts), opts, io);
+    });
+
+  const edge = program.command("edge").description("enroll, list and revoke edge agents");
+  edge
+    .command("enroll-token")
+    .description("create a one-time token an edge enrolls with (TOLLGATE_EDGE_ENROLL_TOKEN)")
+    .requiredOption("--name <edge>", "name the edge will have")
+    .option("--label <key=value>", "label recorded with the edge, e.g. vpc=vpc-123 (repeatable)", collect, [])
+    .option("--ttl <duration>", "how long the token is valid, e.g. 15m, 1h, 7d", "1h")
+    .option("--json", "as JSON", false)
+    .addOption(apiOption())
+    .action(async (opts: { name: string; label: string[]; ttl: string; json: boolean; api?: string }) => {
+      await edgeEnrollTokenCommand(
+        client(opts),
+        {
+          name: opts.name,
+          labels: parseLabels(opts.label),
+          ttlSeconds: parseDurationSeconds(opts.ttl, "--ttl"),
+          json: opts.json,
+        },
+        io,
+      );
+    });
+  edge
+    .command("list")
+    .description("list enrolled edges: labels, key ids, enrollment, last heartbeat, status")
+    .option("--json", "one JSON object per line", false)
+    .addOption(apiOption())
+    .action(async (opts: { json: boolean; api?: string }) => {
+      await edgeListCommand(client(opts), opts, io);
+    });
+  edge
+    .command("revoke")
+    .description("revoke an edge: the control plane refuses it from now on")
+    .argument("<name>", "edge name")
+    .addOption(apiOption())
+    .action(async (name: string, opts: { api?: string }) => {
+      await edgeRevokeCommand(client(opts), { name }, io);
+    });
+
   const audit = program.command("audit").description("query and follow audit events");
   const withFilters = (command: Command): Command =>
     command
@@ -286,6 +393,13 @@ function buildProgram(env: CliEnvironment): Command {
     )
     .option("--upstream-secret-access-key-stdin", "read the upstream secret from stdin", false)
     .option("--account-id <id>", "upstream AWS account id", "")
+    .addOption(
+      new Option("--credential-source <source>", "base upstream credentials: static keys, or the edge's own")
+        .choices(["static", "edge"])
+        .default("static"),
+    )
+    .option("--role-arn <arn>", "assume this role per principal (session name and SourceIdentity = principal)", "")
+    .option("--external-id <id>", "ExternalId for AssumeRole", "")
     .option("--replace", "replace an existing connection of this name", false)
     .addOption(apiOption())
     .action(
@@ -298,6 +412,9 @@ function buildProgram(env: CliEnvironment): Command {
           upstreamSecretAccessKey?: string;
           upstreamSecretAccessKeyStdin: boolean;
           accountId: string;
+          credentialSource: "static" | "edge";
+          roleArn: string;
+          externalId: string;
           replace: boolean;
           api?: string;
         },
@@ -318,6 +435,9 @@ function buildProgram(env: CliEnvironment): Command {
             upstreamAccessKeyId: opts.upstreamAccessKeyId,
             upstreamSecretAccessKey: secret,
             accountId: opts.accountId,
+            credentialSource: opts.credentialSource,
+            roleArn: opts.roleArn,
+            externalId: opts.externalId,
             replace: opts.replace,
           },
           io,

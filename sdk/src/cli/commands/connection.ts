@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { UpstreamCredentialSource } from "@tollgate/proto";
 import type { ControlPlaneClient } from "../../control-plane-client.js";
 import { CliError } from "../cli-error.js";
 import { formatConnectionDetails, formatConnectionJson, formatConnectionTable } from "../format.js";
@@ -13,6 +14,11 @@ export interface ConnectionCreateOptions {
   /** Write-only; never printed. */
   upstreamSecretAccessKey: string;
   accountId: string;
+  /** Base upstream credentials: "static" (the keys above) or "edge" (the edge's own). Default "static". */
+  credentialSource?: "static" | "edge";
+  /** Role assumed per principal; "" = none. */
+  roleArn?: string;
+  externalId?: string;
   replace: boolean;
 }
 
@@ -29,6 +35,10 @@ export async function connectionCreateCommand(
       upstreamEndpoint: options.upstreamEndpoint,
       upstreamAccessKeyId: options.upstreamAccessKeyId,
       accountId: options.accountId,
+      credentialSource:
+        options.credentialSource === "edge" ? UpstreamCredentialSource.EDGE : UpstreamCredentialSource.STATIC,
+      roleArn: options.roleArn ?? "",
+      externalId: options.externalId ?? "",
     },
     upstreamSecretAccessKey: options.upstreamSecretAccessKey,
     allowReplace: options.replace,

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -93,6 +93,7 @@ export interface DevOptions {
 
 const DEMO_PRINCIPAL = "demo-agent";
 const DEV_CONNECTION = "default";
+const DEV_EDGE = "dev-edge";
 const DEMO_TTL_SECONDS = 12 * 3600;
 
 function resolveEntryPoint(specifier: string): string {
@@ -187,6 +188,14 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
       allowReplace: true,
     });
 
+    // The dev edge enrolls like any other: a fresh one-time token per run (the dev Redis may have
+    // forgotten an earlier enrollment, so the saved one is dropped).
+    const { token: enrollToken } = await client.edgeAdmin.createEnrollmentToken({
+      edgeName: DEV_EDGE,
+      labels: { env: "dev" },
+      ttlSeconds: 600n,
+    });
+    rmSync(join(options.home, "edge", "enrollment.json"), { force: true });
     const edge = await ServerChild.start({
       name: "edge",
       modulePath: edgeMain,
@@ -195,7 +204,10 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
         TOLLGATE_HOME: options.home,
         TOLLGATE_EDGE_LISTEN: edgeListen,
         TOLLGATE_CONTROL_PLANE_URL: controlPlane.url,
-        TOLLGATE_EDGE_NAME: "dev-edge",
+        TOLLGATE_EDGE_NAME: DEV_EDGE,
+        TOLLGATE_EDGE_ENROLL_TOKEN: enrollToken,
+        TOLLGATE_EDGE_ENROLL_TOKEN_FILE: "",
+        TOLLGATE_EDGE_TOKEN: "",
         // Proxy mode follows the flag, not whatever the shell had.
         TOLLGATE_EDGE_PROXY_LISTEN: proxyListen ?? "",
       },
