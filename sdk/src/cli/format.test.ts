@@ -192,6 +192,9 @@ describe("connections", () => {
       upstreamAccessKeyId: "AKIAEXAMPLE",
       hasUpstreamSecret: true,
       accountId: "123456789012",
+      credentialSource: "UPSTREAM_CREDENTIAL_SOURCE_UNSPECIFIED",
+      roleArn: "",
+      externalId: "",
     });
   });
 

@@ -216,6 +216,8 @@ export function formatConnectionDetails(connection: Connection): string {
       ["upstream endpoint:", connection.upstreamEndpoint || "(real AWS)"],
       ["upstream access key id:", orDash(connection.upstreamAccessKeyId)],
       ["upstream secret:", connection.hasUpstreamSecret ? "stored" : "none"],
+      ["credential source:", connection.credentialSource === 2 ? "edge" : "static"],
+      ["role arn:", orDash(connection.roleArn)],
       ["created:", time(connection.createTime)],
       ["updated:", time(connection.updateTime)],
     ],
