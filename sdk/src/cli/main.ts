@@ -470,7 +470,6 @@ function buildProgram(env: CliEnvironment): Command {
       await connectionDeleteCommand(client(opts), { name }, io);
     });
 
-  const collect = (value: string, previous: string[]): string[] => [...previous, value];
   const trust = program
     .command("trust")
     .description("trust rules: which web identity tokens (JWTs) may get credentials for a connection");
