@@ -391,6 +391,9 @@ describe("upstream identity", () => {
     expect(out.code).toBe(0);
 
     const cred = await issue("agent:ci", "assumed");
+    // Edges poll their config every 2 s (an unknown connection only forces a refresh if the
+    // config is older than 500 ms): let edge-a learn the new connection first.
+    await sleep(2_500);
     const first = await whoAmI(edgeUrl("edge-a"), cred);
     const failures = (edges.get("edge-a")?.proc.lines ?? []).filter((l) => l.includes("assume_role_failed"));
     expect(failures).toEqual([]);
