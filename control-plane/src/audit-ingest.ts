@@ -9,8 +9,9 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
+import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from "@opentelemetry/api";
 import { type Checkpoint, CheckpointSchema, type IntegrityAlert } from "@tollgate/proto";
-import { auditEventFromJson } from "@tollgate/sdk";
+import { auditEventFromJson, parseTraceparent, TRACEPARENT_HEADER, TRACESTATE_HEADER } from "@tollgate/sdk";
 import { type AuditIndex, indexableEvent } from "./audit-index.js";
 import type { AuditIntegrity } from "./audit-integrity.js";
 import type { Logger } from "./logger.js";
@@ -28,7 +29,15 @@ export interface AuditIngestOptions {
   subjectPrefix: string;
   /** Verifies chains and checkpoints in stream order; without it, checkpoints are skipped. */
   integrity?: AuditIntegrity | undefined;
+  /**
+   * Tracer for the CONSUMER span of each event's ingest, a child of the edge's PRODUCER span
+   * named by the message's `traceparent` header. Default: the global tracer provider's.
+   */
+  tracer?: Tracer;
 }
+
+/** Instrumentation scope of the control plane's spans. */
+export const CONTROL_PLANE_TRACER_NAME = "@tollgate/control-plane";
 
 /** Delay before an event that failed to insert (index trouble, not a bad event) is redelivered. */
 const RETRY_DELAY_MS = 5_000;
@@ -46,6 +55,7 @@ export class AuditIngest {
   readonly #index: AuditIndex;
   readonly #options: AuditIngestOptions;
   readonly #logger: Logger;
+  readonly #tracer: Tracer;
   #messages: ConsumerMessages | undefined;
   #loop: Promise<void> | undefined;
   #indexed = 0;
@@ -62,6 +72,7 @@ export class AuditIngest {
     this.#index = index;
     this.#options = options;
     this.#logger = logger;
+    this.#tracer = options.tracer ?? trace.getTracer(CONTROL_PLANE_TRACER_NAME);
   }
 
   /** Events inserted (not counting duplicates) since start. */
@@ -145,6 +156,38 @@ export class AuditIngest {
   }
 
   #handleEvent(m: JsMsg): void {
+    const span = this.#startIngestSpan(m);
+    try {
+      this.#ingestEvent(m, span);
+    } finally {
+      span.end();
+    }
+  }
+
+  /** CONSUMER span continuing the producer's `traceparent` (a root span when there is none). */
+  #startIngestSpan(m: JsMsg): Span {
+    const h = m.headers;
+    const parent = parseTraceparent(h?.get(TRACEPARENT_HEADER) || undefined, h?.get(TRACESTATE_HEADER) || undefined);
+    return this.#tracer.startSpan(
+      `process ${this.#options.stream}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          "messaging.system": "nats",
+          "messaging.operation.type": "process",
+          "messaging.operation.name": "process",
+          "messaging.destination.name": m.subject,
+          "messaging.consumer.group.name": this.#options.consumerName,
+          "messaging.message.body.size": m.data.length,
+          "tollgate.stream": this.#options.stream,
+          "tollgate.stream_sequence": m.seq,
+        },
+      },
+      parent === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, parent),
+    );
+  }
+
+  #ingestEvent(m: JsMsg, span: Span): void {
     const json = m.string();
     let event: ReturnType<typeof auditEventFromJson>;
     let row: ReturnType<typeof indexableEvent>;
@@ -153,21 +196,30 @@ export class AuditIngest {
       row = indexableEvent(event, m.seq, json);
     } catch (err) {
       this.#logger.warn({ err, subject: m.subject, streamSeq: m.seq }, "dropping malformed audit event");
+      span.setStatus({ code: SpanStatusCode.ERROR, message: "malformed audit event" });
       m.term();
       return;
     }
+    if (span.isRecording()) {
+      span.setAttributes({ "messaging.message.id": event.eventId, "tollgate.event_id": event.eventId });
+    }
     const integrity = this.#options.integrity;
     let alerts: IntegrityAlert[] = [];
+    let inserted = false;
     try {
-      const inserted = this.#index.transaction(() => {
+      inserted = this.#index.transaction(() => {
         if (integrity !== undefined) alerts = integrity.checkEvent(event, m.seq);
         return this.#index.insert(row);
       });
       if (inserted) this.#indexed++;
     } catch (err) {
       this.#logger.error({ err, streamSeq: m.seq }, "cannot index audit event; will retry");
+      span.setStatus({ code: SpanStatusCode.ERROR, message: "cannot index audit event" });
       m.nak(RETRY_DELAY_MS);
       return;
+    }
+    if (span.isRecording()) {
+      span.setAttributes({ "tollgate.indexed": inserted, "tollgate.alerts": alerts.length });
     }
     integrity?.emit(alerts);
     m.ack();

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 import { homedir } from "node:os";
 import { resolve } from "node:path";
+import { trace } from "@opentelemetry/api";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
+import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { DEFAULT_AUDIT_STREAM, DEFAULT_AUDIT_SUBJECT_PREFIX, TollgateError } from "@tollgate/sdk";
 import { type Logger as PinoLogger, pino } from "pino";
 import { ControlPlane } from "./control-plane.js";
@@ -76,6 +80,27 @@ function envLogLevel(name: string, fallback: LogLevel): LogLevel {
   return v as LogLevel;
 }
 
+/**
+ * OpenTelemetry traces: on when an OTLP endpoint is set (the standard OTEL_* variables; the
+ * exporter, sampler and batch processor read theirs); registered as the global provider.
+ */
+function startTracing(): BasicTracerProvider | undefined {
+  const endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ?? env("OTEL_EXPORTER_OTLP_ENDPOINT");
+  if (endpoint === undefined) return undefined;
+  if ((env("OTEL_SDK_DISABLED") ?? "false").toLowerCase() === "true") return undefined;
+  if (env("OTEL_TRACES_EXPORTER") === "none") return undefined;
+  for (const name of ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]) {
+    const protocol = env(name) ?? "http/json";
+    if (protocol !== "http/json") throw new EnvError(`${name}: only http/json is supported, got "${protocol}"`);
+  }
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ "service.name": PROGRAM }).merge(detectResources({ detectors: [envDetector] })),
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+  });
+  trace.setGlobalTracerProvider(provider);
+  return provider;
+}
+
 function fail(message: string): never {
   process.stderr.write(`${PROGRAM}: ${message.replace(/\s+/g, " ")}\n`);
   process.exit(1);
@@ -84,7 +109,9 @@ function fail(message: string): never {
 async function main(): Promise<void> {
   let controlPlane: ControlPlane;
   let logger: PinoLogger;
+  let tracerProvider: BasicTracerProvider | undefined;
   try {
+    tracerProvider = startTracing();
     const listen = envListen("TOLLGATE_API_LISTEN", "127.0.0.1:8788");
     logger = pino({ name: PROGRAM, level: envLogLevel("TOLLGATE_LOG_LEVEL", "info") });
     controlPlane = new ControlPlane({
@@ -131,7 +158,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ event: "stopping", signal }, "shutting down");
     controlPlane.close().then(
-      () => {
+      async () => {
+        await tracerProvider?.shutdown().catch(() => {});
         logger.info({ event: "stopped" }, "stopped");
         process.exit(0);
       },

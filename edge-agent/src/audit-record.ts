@@ -45,7 +45,10 @@ export interface CallRecord {
   errorCode?: string;
   errorMessage?: string;
   responseElements: Record<string, unknown> | null;
+  /** W3C trace id of the call (see `call-span.ts`). */
   traceId: string;
+  /** Id of the call's recorded SERVER span; absent or "" when it was not recorded. */
+  spanId?: string;
   /** SigV4 form the caller signed with, when it parsed. */
   authForm?: "header" | "query";
   /** Present when the caller's connection used TLS. */
@@ -145,6 +148,7 @@ export function buildAuditEvent(r: CallRecord): AuditEvent {
       signingName: r.signingName !== "" ? r.signingName : c.service,
       credentialId: r.credentialId,
       traceId: r.traceId,
+      spanId: r.spanId ?? "",
       authMethod: authMethodOf(r.authenticated, r.authForm),
       requestParametersTruncated: request.truncated,
       responseElementsTruncated: response.truncated,

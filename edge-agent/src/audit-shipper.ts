@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { clone, create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { createInbox, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { type Tracer, trace } from "@opentelemetry/api";
 import { type AuditEvent, AuditEventSchema, CheckpointSchema, TollgateContextSchema } from "@tollgate/proto";
 import {
   auditCheckpointSubject,
@@ -11,10 +12,13 @@ import {
   chainEvent,
   type EdgeSigningKey,
   signCheckpoint,
+  TRACEPARENT_HEADER,
 } from "@tollgate/sdk";
 import { type AuditJournal, fsyncDir, type JournalRecord, JournalRecordType } from "./audit-journal.js";
 import { chainEncodedEvent, decodeFinalPayload, type EncodedAuditEvent } from "./audit-wire.js";
+import { EDGE_TRACER_NAME } from "./call-span.js";
 import { type Logger, silentLogger } from "./logger.js";
+import { eventTraceIds, eventTraceIdsFromJson, type PublishSpan, startPublishSpan } from "./publish-span.js";
 
 /**
  * Ships the audit journal to JetStream, in journal order, exactly once per call.
@@ -39,6 +43,10 @@ import { type Logger, silentLogger } from "./logger.js";
  * NATS connection and opens it without auto-reconnect, so publishes buffered in the client
  * during an outage are never sent behind a lost predecessor: on any failure it closes the
  * connection, reconnects with backoff and republishes every unacknowledged event in order.
+ *
+ * Tracing: each event gets a PRODUCER span, child of the call's span as recorded in the event
+ * (`tollgate.traceId`/`spanId`, so it survives the journal and restarts), and its W3C
+ * `traceparent` in the message headers (see `publish-span.ts`).
  *
  * State `{offset, sequence, hash, pending}` is written atomically (temp file, fsync, rename,
  * fsync dir) only after JetStream acknowledged everything it covers; whole journal segments
@@ -72,6 +80,11 @@ export interface AuditShipperOptions {
   /** Longest reconnect delay, ms. Default 2000. */
   maxRetryDelayMs?: number;
   logger?: Logger;
+  /**
+   * Tracer for each event's PRODUCER span (child of the call's span; its `traceparent` goes into
+   * the message headers). Default: the global tracer provider's (no-op unless one is registered).
+   */
+  tracer?: Tracer;
 }
 
 interface ResolvedAuditShipperOptions extends Required<Omit<AuditShipperOptions, "subjectPrefix">> {
@@ -95,6 +108,7 @@ export function resolveAuditShipperOptions(options: AuditShipperOptions): Resolv
     retryDelayMs: options.retryDelayMs ?? 100,
     maxRetryDelayMs: options.maxRetryDelayMs ?? 2000,
     logger: options.logger ?? silentLogger,
+    tracer: options.tracer ?? trace.getTracer(EDGE_TRACER_NAME),
   };
 }
 
@@ -163,6 +177,8 @@ interface Item {
   publishedAt: number;
   /** When it was last published (the acknowledgement timeout runs from here). */
   sentAt: number;
+  /** PRODUCER span and the `traceparent` header value; the span ends at the acknowledgement. */
+  trace: PublishSpan | undefined;
 }
 
 /** Counters for tests and metrics. */
@@ -397,6 +413,7 @@ export class AuditShipper {
       while (head !== undefined && head.result !== undefined) {
         if (head.result instanceof Error) throw head.result;
         this.#items.shift();
+        head.trace?.span.end();
         this.#sentCount--;
         progressed = true;
         if (head.result.duplicate) this.stats.duplicates++;
@@ -444,6 +461,7 @@ export class AuditShipper {
     const token = item.sequence.toString();
     const h = headers();
     h.set("Nats-Msg-Id", item.msgId);
+    if (item.trace !== undefined) h.set(TRACEPARENT_HEADER, item.trace.traceparent);
     item.sent = true;
     item.result = undefined;
     this.#awaiting.set(token, item);
@@ -522,13 +540,14 @@ export class AuditShipper {
   #chain(subjectPrefix: string, event: AuditEvent): Item {
     this.#sequence += 1n;
     this.#hash = chainEvent(event, this.#sequence, this.#hash);
+    const subject = auditSubject(subjectPrefix, {
+      connection: event.tollgate?.connection ?? "",
+      principal: event.userIdentity?.principalId ?? "",
+      service: event.tollgate?.signingName ?? "",
+      operation: event.eventName,
+    });
     return {
-      subject: auditSubject(subjectPrefix, {
-        connection: event.tollgate?.connection ?? "",
-        principal: event.userIdentity?.principalId ?? "",
-        service: event.tollgate?.signingName ?? "",
-        operation: event.eventName,
-      }),
+      subject,
       data: auditEventToJson(event),
       msgId: event.eventId,
       sequence: this.#sequence,
@@ -539,6 +558,7 @@ export class AuditShipper {
       result: undefined,
       publishedAt: 0,
       sentAt: 0,
+      trace: startPublishSpan(this.#o.tracer, eventTraceIds(event), subject, subjectPrefix, this.#sequence),
     };
   }
 
@@ -561,6 +581,13 @@ export class AuditShipper {
       result: undefined,
       publishedAt: 0,
       sentAt: 0,
+      trace: startPublishSpan(
+        this.#o.tracer,
+        eventTraceIdsFromJson(e.eventId, chained.json),
+        e.subject,
+        e.subjectPrefix,
+        sequence,
+      ),
     };
   }
 

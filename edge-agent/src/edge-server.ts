@@ -4,6 +4,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { pipeline } from "node:stream";
 import type { TLSSocket } from "node:tls";
+import { type Tracer, trace } from "@opentelemetry/api";
 import type { AuditEvent } from "@tollgate/proto";
 import { type GatewayCredentialClaims, openSessionToken, TollgateError } from "@tollgate/sdk";
 import { decideAccess } from "./access-policy.js";
@@ -12,6 +13,7 @@ import { type AuditRecorder, AuditUnavailableError, type CallHandle } from "./au
 import { type Classification, classifyRequest } from "./aws-classifier.js";
 import { type EdgeErrorKind, edgeError, renderAwsError } from "./aws-errors.js";
 import { parseAwsResponse, upstreamRequestId } from "./aws-response-parser.js";
+import { type CallSpan, EDGE_TRACER_NAME, endCallSpan, startCallSpan } from "./call-span.js";
 import type { EdgeConfigSnapshot } from "./edge-config.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { PayloadDigest, type PayloadDigestValue } from "./payload-digest.js";
@@ -73,6 +75,11 @@ export interface EdgeServerOptions {
   webIdentity?: WebIdentityExchanger;
   /** Resolves the credentials forwarded calls are signed with. Default: static keys only (no edge credentials). */
   upstreamCredentials?: UpstreamCredentialResolver;
+  /**
+   * Tracer for each call's SERVER span. Default: `@opentelemetry/api`'s global tracer provider
+   * (a no-op unless `main.ts` registered an SDK).
+   */
+  tracer?: Tracer;
 }
 
 type ResolvedOptions = Required<Omit<EdgeServerOptions, "webIdentity">> & Pick<EdgeServerOptions, "webIdentity">;
@@ -85,6 +92,7 @@ function resolveEdgeServerOptions(o: EdgeServerOptions): ResolvedOptions {
     upstreamTimeoutMs: 120_000,
     maxChunkBytes: 16 * 1024 * 1024,
     refreshConfig: () => Promise.resolve(),
+    tracer: trace.getTracer(EDGE_TRACER_NAME),
     ...o,
     upstreamCredentials: o.upstreamCredentials ?? new UpstreamCredentialResolver({ logger: o.logger ?? silentLogger }),
   };
@@ -164,6 +172,8 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
 /** Per-call state, filled in as the call moves along the path. */
 interface Call {
   eventId: string;
+  /** OpenTelemetry SERVER span; its trace id goes into every event of the call. */
+  span: CallSpan;
   /** Set once the intent is journaled; the final event completes it. */
   handle?: CallHandle;
   startedAt: number;
@@ -252,7 +262,8 @@ export function createEdgeRequestHandler(
       ...(call.errorCode !== undefined ? { errorCode: call.errorCode } : {}),
       ...(call.errorMessage !== undefined ? { errorMessage: call.errorMessage } : {}),
       responseElements: call.responseElements,
-      traceId: "",
+      traceId: call.span.traceId,
+      spanId: call.span.spanId,
       ...(call.auth !== undefined ? { authForm: call.auth.form } : {}),
       ...(call.requestPayload !== undefined ? { requestPayload: call.requestPayload } : {}),
       ...(call.responsePayload !== undefined ? { responsePayload: call.responsePayload } : {}),
@@ -266,6 +277,7 @@ export function createEdgeRequestHandler(
   /** Records the call's final event: the completion of its journaled intent, or a refusal. */
   function finish(call: Call, req: IncomingMessage, config: EdgeConfigSnapshot | undefined): void {
     const event = buildEvent(call, req, config);
+    endCallSpan(call.span, event, req.method ?? "");
     if (call.handle !== undefined) void o.recorder.complete(call.handle, event);
     else void o.recorder.record(event);
   }
@@ -301,10 +313,12 @@ export function createEdgeRequestHandler(
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
+    const eventTimeMs = Date.now();
     const call: Call = {
       eventId: randomUUID(),
+      span: startCallSpan(o.tracer, req.headers, eventTimeMs),
       startedAt: performance.now(),
-      eventTimeMs: Date.now(),
+      eventTimeMs,
       rawPath: q === -1 ? url : url.slice(0, q),
       rawQuery: q === -1 ? "" : url.slice(q + 1),
       expectsContinue: owesContinue.has(req),
@@ -347,6 +361,7 @@ export function createEdgeRequestHandler(
               logger: o.logger,
               config,
               tls: tlsInfo(req),
+              span: call.span,
             },
             params,
           );

@@ -6,6 +6,10 @@ import * as https from "node:https";
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
+import { trace } from "@opentelemetry/api";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
+import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { type ControlPlaneClient, createControlPlaneClient, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
 import { pino } from "pino";
 import { AuditRecorder } from "./audit-recorder.js";
@@ -92,6 +96,19 @@ const failOpenConnections =
         .split(",")
         .map((c) => c.trim())
         .filter((c) => c !== "");
+// OpenTelemetry traces: on when an OTLP endpoint is set (the standard OTEL_* variables; the
+// exporter, sampler and batch processor read theirs). Off, calls still get a trace id.
+const otlpEndpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", env("OTEL_EXPORTER_OTLP_ENDPOINT", ""));
+const tracingOn =
+  otlpEndpoint !== "" &&
+  env("OTEL_SDK_DISABLED", "false").toLowerCase() !== "true" &&
+  env("OTEL_TRACES_EXPORTER", "otlp") !== "none";
+if (tracingOn) {
+  for (const name of ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]) {
+    const protocol = env(name, "http/json");
+    if (protocol !== "http/json") fail(`${name}: only http/json is supported, got "${protocol}"`);
+  }
+}
 // Enrollment (preferred): a one-time token from `tollgate edge enroll-token`, used once; the
 // enrolled state in $TOLLGATE_HOME/edge/enrollment.json makes later starts need no token.
 let enrollToken = env("TOLLGATE_EDGE_ENROLL_TOKEN", "");
@@ -173,6 +190,17 @@ if (enrollment !== undefined) {
 }
 
 const logger = pino({ level: logLevel, base: { service: "tollgate-edge", edge: edgeName } });
+let tracerProvider: BasicTracerProvider | undefined;
+if (tracingOn) {
+  tracerProvider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ "service.name": "tollgate-edge", "service.instance.id": edgeName }).merge(
+      detectResources({ detectors: [envDetector] }),
+    ),
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+  });
+  trace.setGlobalTracerProvider(tracerProvider);
+  logger.info({ event: "tracing", endpoint: otlpEndpoint }, "exporting OpenTelemetry traces");
+}
 if (legacyToken) {
   logger.warn({ event: "legacy_edge_token" }, "using the shared legacy edge token; enroll this edge instead");
 } else {
@@ -269,6 +297,7 @@ async function stop(): Promise<void> {
   await new Promise<void>((r) => server.close(() => r()));
   server.closeAllConnections();
   await recorder.close(2000).catch(() => {});
+  await tracerProvider?.shutdown().catch(() => {});
   process.exit(0);
 }
 process.on("SIGINT", () => void stop());

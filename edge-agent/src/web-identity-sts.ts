@@ -14,6 +14,7 @@ import { buildAuditEvent, type CallRecord, type TlsInfo } from "./audit-record.j
 import { type AuditRecorder, AuditUnavailableError, type CallHandle } from "./audit-recorder.js";
 import type { AwsResource, Classification } from "./aws-classifier.js";
 import { renderAwsError } from "./aws-errors.js";
+import { type CallSpan, endCallSpan } from "./call-span.js";
 import type { EdgeConfigSnapshot } from "./edge-config.js";
 import type { Logger } from "./logger.js";
 
@@ -211,6 +212,8 @@ export interface WebIdentityCallContext {
   logger: Logger;
   config: EdgeConfigSnapshot | undefined;
   tls: TlsInfo | undefined;
+  /** The call's SERVER span (trace id for the event; ended with the final event). */
+  span: CallSpan;
 }
 
 /** Stable id of a Tollgate role (STS `AssumedRoleId` before the colon). */
@@ -263,7 +266,8 @@ export async function serveWebIdentityCall(ctx: WebIdentityCallContext, params: 
       ...(errorCode !== undefined ? { errorCode } : {}),
       ...(errorMessage !== undefined ? { errorMessage } : {}),
       responseElements,
-      traceId: "",
+      traceId: ctx.span.traceId,
+      spanId: ctx.span.spanId,
       ...(ctx.tls !== undefined ? { tls: ctx.tls } : {}),
     };
     const e = buildAuditEvent(record);
@@ -294,7 +298,9 @@ export async function serveWebIdentityCall(ctx: WebIdentityCallContext, params: 
     } catch (err) {
       if (!(err instanceof AuditUnavailableError)) throw err;
       fail("ServiceUnavailable", "Tollgate cannot record this call right now; refusing it.", "audit-unavailable");
-      void ctx.recorder.record(event());
+      const refused = event();
+      endCallSpan(ctx.span, refused, req.method ?? "");
+      void ctx.recorder.record(refused);
       return;
     }
     if (params.version !== "" && params.version !== "2011-06-15") {
@@ -346,6 +352,7 @@ export async function serveWebIdentityCall(ctx: WebIdentityCallContext, params: 
     fail("InternalFailure", "Tollgate could not serve this call.", "internal");
   }
   const final = event();
+  endCallSpan(ctx.span, final, req.method ?? "");
   if (handle !== undefined) void ctx.recorder.complete(handle, final);
   else void ctx.recorder.record(final);
 }

@@ -55,6 +55,14 @@ export type { OcsfApiActivity } from "./ocsf-api-activity.js";
 export { OCSF_VERSION, ocsfActivity, renderOcsfApiActivity } from "./ocsf-api-activity.js";
 export type { TollgateErrorCode } from "./tollgate-error.js";
 export { TollgateError } from "./tollgate-error.js";
+export {
+  formatTraceparent,
+  parseTraceparent,
+  randomSpanId,
+  randomTraceId,
+  TRACEPARENT_HEADER,
+  TRACESTATE_HEADER,
+} from "./trace-context.js";
 export type { WorkloadRoleArn } from "./workload-role-arn.js";
 export {
   assumedRoleArn,

@@ -181,6 +181,8 @@ export class Stack {
   readonly #infra: () => StackInfra;
   /** Extra environment for the control plane (e.g. `TOLLGATE_AUDIT_REPLICAS`). */
   controlPlaneEnv: NodeJS.ProcessEnv = {};
+  /** Extra environment for the edge (e.g. `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`). */
+  edgeEnv: NodeJS.ProcessEnv = {};
 
   constructor(infra: () => StackInfra) {
     this.#infra = infra;
@@ -250,6 +252,7 @@ export class Stack {
       TOLLGATE_EDGE_LISTEN: `127.0.0.1:${this.edgePort}`,
       TOLLGATE_CONTROL_PLANE_URL: `http://127.0.0.1:${this.apiPort}`,
       TOLLGATE_EDGE_NAME: this.edgeName,
+      ...this.edgeEnv,
     });
   }
 
