@@ -29,7 +29,8 @@ const sections = [];
 function walk(path) {
   const text = help(path);
   const subs = subcommands(text);
-  if (path.length === 0 || subs.length === 0) sections.push(`## tollgate ${path.join(" ")}\n\n\`\`\`\n${text}\n\`\`\`\n`);
+  if (path.length === 0 || subs.length === 0)
+    sections.push(`## tollgate ${path.join(" ")}\n\n\`\`\`\n${text}\n\`\`\`\n`);
   for (const sub of subs) walk([...path, sub]);
 }
 walk([]);
