@@ -330,6 +330,31 @@ describe("AssumeRoleWithWebIdentity at the edge", () => {
     });
   });
 
+  it("issues for 1 h by default, less when DurationSeconds asks for less", async () => {
+    const lifetime = async (token: string, extra: Record<string, string>): Promise<number> => {
+      const r = await assumeRaw(token, roleArn, extra);
+      expect(r.status, r.body).toBe(200);
+      expectations.push({ requestId: r.requestId, errorCode: "", principal: `k8s:${SUBJECT}`, connection: "default" });
+      return Date.parse(/<Expiration>([^<]+)<\/Expiration>/.exec(r.body)?.[1] ?? "") - Date.now();
+    };
+    const long = await sign({ env: "prod" }, { expiresIn: "3h" });
+    const byDefault = await lifetime(long, {});
+    expect(byDefault).toBeGreaterThan(3600_000 - 120_000);
+    expect(byDefault).toBeLessThanOrEqual(3600_000 + 5_000);
+    const short = await lifetime(long, { DurationSeconds: "900" });
+    expect(short).toBeGreaterThan(900_000 - 120_000);
+    expect(short).toBeLessThanOrEqual(900_000 + 5_000);
+    const tooShort = await assumeRaw(long, roleArn, { DurationSeconds: "60" });
+    expect(tooShort.status).toBe(400);
+    expect(tooShort.code).toBe("ValidationError");
+    expectations.push({
+      requestId: tooShort.requestId,
+      errorCode: "ValidationError",
+      principal: SUBJECT,
+      connection: "default",
+    });
+  });
+
   it("refuses hostile tokens with STS's error codes", async () => {
     const now = Math.floor(Date.now() / 1000);
     // Expired.

@@ -216,6 +216,18 @@ export interface WebIdentityCallContext {
   span: CallSpan;
 }
 
+/** The `sub` a JWT claims, unverified (only for the audit record of a call that could not be exchanged). */
+export function claimedSubject(token: string): string {
+  const payload = token.split(".")[1];
+  if (payload === undefined || payload.length > 16_384) return "";
+  try {
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { sub?: unknown };
+    return typeof claims.sub === "string" ? claims.sub.slice(0, 256) : "";
+  } catch {
+    return "";
+  }
+}
+
 /** Stable id of a Tollgate role (STS `AssumedRoleId` before the colon). */
 function roleId(connection: string): string {
   return `TGRO${createHash("sha256").update(connection).digest("hex").slice(0, 17).toUpperCase()}`;
@@ -248,7 +260,7 @@ export async function serveWebIdentityCall(ctx: WebIdentityCallContext, params: 
       userAgent: String(req.headers["user-agent"] ?? ""),
       classification,
       // The mapped principal; for a refusal, the subject the token claims (unverified).
-      principal: outcome?.principal || outcome?.subject || "",
+      principal: outcome?.principal || outcome?.subject || claimedSubject(params.webIdentityToken),
       authenticated: succeeded,
       accessKeyId: "",
       credentialId: outcome?.credential?.credentialId ?? "",
