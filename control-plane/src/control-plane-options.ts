@@ -1,6 +1,25 @@
 import { join } from "node:path";
 import { DEFAULT_AUDIT_STREAM, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
 import { type Logger, silentLogger } from "./logger.js";
+import type { RoleRule } from "./role-mapping.js";
+import type { SamlConfig } from "./saml-sso.js";
+import { DEFAULT_SESSION_TTL_SEC } from "./session-token.js";
+
+/** OIDC login for people (`tollgate login`). */
+export interface OidcConfig {
+  /** Issuer URL, e.g. `https://login.example.com`. */
+  issuer: string;
+  /** Client id of the CLI at the issuer (a public client using PKCE / device flow). */
+  clientId: string;
+  /** Claims → roles. */
+  roleMap: RoleRule[];
+  /** Claim naming the person (principal `oidc:<value>`). Default `email`, falling back to `sub`. */
+  principalClaim?: string;
+  /** Scopes the CLI requests. Default `openid email profile groups`. */
+  scopes?: string[];
+  /** JWKS URL; default from the issuer's discovery document. */
+  jwksUrl?: string;
+}
 
 /** Options for {@link ControlPlane}. Only `home` is required. */
 export interface ControlPlaneOptions {
@@ -34,10 +53,17 @@ export interface ControlPlaneOptions {
   connectTimeoutMs?: number;
   /** Logger (pino in the deployable). Default: silent. */
   logger?: Logger;
+  /** OIDC login for people; absent = off. */
+  oidc?: OidcConfig | undefined;
+  /** SAML SSO for people; absent = off. */
+  saml?: SamlConfig | undefined;
+  /** Lifetime of people's session tokens, seconds; capped at 12 h and by the IdP's token. Default 8 h. */
+  sessionTtlSec?: number;
 }
 
 /** {@link ControlPlaneOptions} with every default filled in. */
-export type ResolvedControlPlaneOptions = Required<ControlPlaneOptions>;
+export type ResolvedControlPlaneOptions = Required<Omit<ControlPlaneOptions, "oidc" | "saml">> &
+  Pick<ControlPlaneOptions, "oidc" | "saml">;
 
 /** Fills in defaults. */
 export function resolveControlPlaneOptions(options: ControlPlaneOptions): ResolvedControlPlaneOptions {
@@ -58,5 +84,8 @@ export function resolveControlPlaneOptions(options: ControlPlaneOptions): Resolv
     port: options.port ?? 8788,
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     logger: options.logger ?? silentLogger,
+    oidc: options.oidc,
+    saml: options.saml,
+    sessionTtlSec: options.sessionTtlSec ?? DEFAULT_SESSION_TTL_SEC,
   };
 }

@@ -1,4 +1,5 @@
-import { toJsonString } from "@bufbuild/protobuf";
+import { randomUUID } from "node:crypto";
+import { create, toJsonString } from "@bufbuild/protobuf";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -9,6 +10,7 @@ import {
   EdgeAdminService,
   EdgeEnrollmentService,
   EdgeService,
+  IdentityService,
   IntegrityAlertSchema,
   ServiceAccountCredentialService,
   WebIdentityService,
@@ -38,10 +40,14 @@ import { createEdgeAdminServiceImpl, createEdgeEnrollmentServiceImpl } from "./e
 import { EdgeKeyRegistry } from "./edge-key-registry.js";
 import { EdgeRegistry } from "./edge-registry.js";
 import { createEdgeServiceImpl } from "./edge-service.js";
+import { createIdentityServiceImpl } from "./identity-service.js";
 import { createErrorMappingInterceptor } from "./infra-error.js";
+import { OidcVerifier } from "./oidc-verifier.js";
+import { SAML_LOGIN_PATH, SamlSso } from "./saml-sso.js";
 import { SecretBox } from "./secret-box.js";
 import { createServiceAccountCredentialServiceImpl } from "./service-account-credential-service.js";
 import { ServiceAccountStore } from "./service-account-store.js";
+import { SessionTokens } from "./session-token.js";
 import { type LoadedState, loadOrCreateState } from "./state-store.js";
 import { createTokenAuthInterceptor } from "./token-auth.js";
 import { TrustRuleStore } from "./trust-rule-store.js";
@@ -49,6 +55,9 @@ import { WebIdentityExchange } from "./web-identity-exchange.js";
 import { createWebIdentityServiceImpl } from "./web-identity-service.js";
 import { WebIdentityVerifier } from "./web-identity-verifier.js";
 import { createWorkloadServiceImpl } from "./workload-service.js";
+
+/** `edge` field and subject token of the alerts raised when the break-glass admin token is used. */
+export const BREAK_GLASS_ALERT_SOURCE = "control-plane";
 
 /** Hides the password of a URL so it can be logged or printed. */
 export function redactUrl(url: string): string {
@@ -190,6 +199,7 @@ export class ControlPlane {
         shutdown: this.#shutdown.signal,
         logger: log,
       });
+      const controlPlaneAudit = new ControlPlaneAudit(js, o.auditSubjectPrefix, log);
       const trustRules = new TrustRuleStore(this.#redis, o.redisPrefix);
       const serviceAccounts = new ServiceAccountStore(this.#redis, o.redisPrefix);
       const webIdentity = new WebIdentityExchange({
@@ -209,7 +219,7 @@ export class ControlPlane {
               accounts: serviceAccounts,
               registry,
               issuer,
-              audit: new ControlPlaneAudit(js, o.auditSubjectPrefix, log),
+              audit: controlPlaneAudit,
               logger: log,
             }),
           );
@@ -219,11 +229,81 @@ export class ControlPlane {
           res.end();
         },
       });
+      const index = this.#index;
+      const sessions = new SessionTokens(state.dataKey, this.#redis, o.redisPrefix);
+      const saml =
+        o.saml === undefined
+          ? undefined
+          : new SamlSso({
+              config: o.saml,
+              baseUrl: () => this.url,
+              sessions,
+              redis: this.#redis,
+              redisPrefix: o.redisPrefix,
+              sessionTtlSec: o.sessionTtlSec,
+              logger: log,
+            });
+      const identity = createIdentityServiceImpl({
+        sessions,
+        oidc:
+          o.oidc === undefined
+            ? undefined
+            : {
+                verifier: new OidcVerifier({
+                  issuer: o.oidc.issuer,
+                  clientId: o.oidc.clientId,
+                  ...(o.oidc.jwksUrl === undefined ? {} : { jwksUrl: o.oidc.jwksUrl }),
+                }),
+                roleMap: o.oidc.roleMap,
+                ...(o.oidc.scopes === undefined ? {} : { scopes: o.oidc.scopes }),
+                ...(o.oidc.principalClaim === undefined ? {} : { principalClaim: o.oidc.principalClaim }),
+              },
+        samlLoginPath: saml === undefined ? undefined : SAML_LOGIN_PATH,
+        sessionTtlSec: o.sessionTtlSec,
+        logger: log,
+      });
+      const auth = createTokenAuthInterceptor({
+        tokens: state,
+        authenticators: [sessions.authenticator()],
+        onBreakGlass: (procedure) => {
+          // Break-glass use is an alert, in the index (ListAlerts) and on NATS. Not an event on the
+          // audit stream: that would put admin reads among the AWS calls every query returns.
+          const timeMs = Date.now();
+          const alert = create(IntegrityAlertSchema, {
+            alertId: randomUUID(),
+            time: new Date(timeMs).toISOString(),
+            edge: BREAK_GLASS_ALERT_SOURCE,
+            kind: "break-glass",
+            detail: `break-glass admin token used: ${procedure}`,
+          });
+          try {
+            index.insertAlert({
+              alertId: alert.alertId,
+              timeMs,
+              edge: alert.edge,
+              kind: alert.kind,
+              sequence: 0n,
+              eventId: "",
+              detail: alert.detail,
+              streamSeq: 0,
+            });
+          } catch (err) {
+            log.error({ err }, "cannot store the break-glass alert");
+          }
+          if (!nc.isClosed()) {
+            nc.publish(
+              auditAlertSubject(o.auditSubjectPrefix, BREAK_GLASS_ALERT_SOURCE),
+              toJsonString(IntegrityAlertSchema, alert, { alwaysEmitImplicit: true }),
+            );
+          }
+        },
+        logger: log,
+      });
       const handler = connectNodeAdapter({
         interceptors: [
           createErrorMappingInterceptor(log),
           createEdgeAuthInterceptor({ edges, keys: edgeKeys, logger: log }),
-          createTokenAuthInterceptor(state, log),
+          auth,
         ],
         routes: (router) => {
           router.service(ConnectionService, createConnectionServiceImpl(registry, log));
@@ -247,12 +327,14 @@ export class ControlPlane {
             createWorkloadServiceImpl({ registry, rules: trustRules, accounts: serviceAccounts, logger: log }),
           );
           router.service(WebIdentityService, createWebIdentityServiceImpl(webIdentity, log));
+          router.service(IdentityService, identity);
         },
         fallback: (req, res) => {
           if (req.url?.startsWith(`/${ServiceAccountCredentialService.typeName}/`)) {
             apiKeyHandler(req, res);
             return;
           }
+          if (saml?.handle(req, res)) return;
           if (req.method === "GET" && (req.url === "/healthz" || req.url?.startsWith("/healthz?"))) {
             res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
             res.end("ok");

@@ -15,6 +15,7 @@ import {
 import type { CredentialRevocations, RevocationRecord } from "./credential-revocations.js";
 import { withInfra } from "./infra-error.js";
 import type { Logger } from "./logger.js";
+import { callerKey } from "./token-auth.js";
 
 /** Connection a credential is scoped to when the request names none. */
 export const DEFAULT_CONNECTION = "default";
@@ -58,11 +59,25 @@ export function createCredentialServiceImpl(
     };
   };
   return {
-    async issueCredential(req) {
-      if (!PRINCIPAL_PATTERN.test(req.principal)) {
+    async issueCredential(req, ctx) {
+      const caller = ctx.values.get(callerKey);
+      const connection = req.connection === "" ? DEFAULT_CONNECTION : req.connection;
+      let principal = req.principal;
+      if (caller === undefined) throw new ConnectError("not authenticated", Code.Unauthenticated);
+      if (!caller.roles.includes("admin")) {
+        // An agent gets credentials for itself only, on the connections it was granted.
+        if (principal !== "" && principal !== caller.principal) {
+          throw new ConnectError("an agent may only issue credentials for itself", Code.PermissionDenied);
+        }
+        principal = caller.principal;
+        const allowed = caller.connections ?? [];
+        if (!allowed.includes("*") && !allowed.includes(connection)) {
+          throw new ConnectError(`${caller.principal} may not use connection ${connection}`, Code.PermissionDenied);
+        }
+      }
+      if (!PRINCIPAL_PATTERN.test(principal)) {
         throw new ConnectError(`principal must match ${PRINCIPAL_PATTERN.source}`, Code.InvalidArgument);
       }
-      const connection = req.connection === "" ? DEFAULT_CONNECTION : req.connection;
       requireConnectionName(connection, "connection");
       const ttlSec = req.ttlSeconds === 0n ? DEFAULT_CREDENTIAL_TTL_SEC : Number(req.ttlSeconds);
       if (ttlSec < MIN_CREDENTIAL_TTL_SEC || ttlSec > MAX_CREDENTIAL_TTL_SEC) {
@@ -74,14 +89,14 @@ export function createCredentialServiceImpl(
       if (!(await withInfra("redis", () => registry.exists(connection), logger))) {
         throw new ConnectError(`connection ${connection} not found`, Code.NotFound);
       }
-      const revoked = await withInfra("redis", () => revocations.principal(req.principal), logger);
+      const revoked = await withInfra("redis", () => revocations.principal(principal), logger);
       if (revoked !== undefined) {
         throw new ConnectError(
-          `principal ${req.principal} is revoked until ${new Date(revoked.untilMs).toISOString()}`,
+          `principal ${principal} is revoked until ${new Date(revoked.untilMs).toISOString()}`,
           Code.PermissionDenied,
         );
       }
-      const cred = await withInfra("redis", () => issuer.issue(req.principal, connection, ttlSec), logger);
+      const cred = await withInfra("redis", () => issuer.issue(principal, connection, ttlSec), logger);
       logger.info(
         {
           event: "credential_issued",
@@ -90,6 +105,7 @@ export function createCredentialServiceImpl(
           principal: cred.principal,
           connection: cred.connection,
           ttlSec,
+          issuedBy: caller.principal,
         },
         "gateway credential issued",
       );

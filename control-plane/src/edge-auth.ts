@@ -43,7 +43,7 @@ export interface EdgeAuthOptions {
  * unrevoked edge with that key, with a timestamp within ±`maxSkewMs`, a valid Ed25519
  * signature over method, timestamp, nonce and SHA-256 of the request message, and a signature
  * never seen before (replay cache in Redis for twice the skew window). It then sets
- * {@link edgeIdentityKey} and the caller role `edge`, so the bearer-token check is skipped.
+ * {@link edgeIdentityKey} and an `edge` caller, which token-auth.ts authorizes (no bearer token needed).
  */
 export function createEdgeAuthInterceptor(options: EdgeAuthOptions): Interceptor {
   const maxSkewMs = options.maxSkewMs ?? 300_000;
@@ -108,7 +108,12 @@ export function createEdgeAuthInterceptor(options: EdgeAuthOptions): Interceptor
     }
     if (!fresh) return refuse("replayed request", edgeName, procedure);
     req.contextValues.set(edgeIdentityKey, { edgeName, keyId });
-    req.contextValues.set(callerKey, { role: "edge" });
+    req.contextValues.set(callerKey, {
+      kind: "edge",
+      principal: `edge:${edgeName}`,
+      roles: [],
+      authMethod: "edge-signature",
+    });
     return await next(req);
   };
 }

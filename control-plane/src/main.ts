@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { trace } from "@opentelemetry/api";
@@ -8,6 +9,9 @@ import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trac
 import { DEFAULT_AUDIT_STREAM, DEFAULT_AUDIT_SUBJECT_PREFIX, TollgateError } from "@tollgate/sdk";
 import { type Logger as PinoLogger, pino } from "pino";
 import { ControlPlane } from "./control-plane.js";
+import type { OidcConfig } from "./control-plane-options.js";
+import { parseRoleMap, type RoleRule } from "./role-mapping.js";
+import type { SamlConfig } from "./saml-sso.js";
 
 const PROGRAM = "tollgate-control-plane";
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -101,6 +105,78 @@ function startTracing(): BasicTracerProvider | undefined {
   return provider;
 }
 
+function envRoleMap(name: string): RoleRule[] {
+  const v = env(name);
+  if (v === undefined) throw new EnvError(`${name} is required (a JSON list of role rules)`);
+  try {
+    return parseRoleMap(v);
+  } catch (err) {
+    throw new EnvError(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** OIDC login: TOLLGATE_OIDC_ISSUER + TOLLGATE_OIDC_CLIENT_ID (+ role map); neither = off. */
+function envOidc(): OidcConfig | undefined {
+  const issuer = env("TOLLGATE_OIDC_ISSUER");
+  const clientId = env("TOLLGATE_OIDC_CLIENT_ID");
+  if (issuer === undefined && clientId === undefined) return undefined;
+  if (issuer === undefined || clientId === undefined) {
+    throw new EnvError("TOLLGATE_OIDC_ISSUER and TOLLGATE_OIDC_CLIENT_ID must be set together");
+  }
+  envUrl("TOLLGATE_OIDC_ISSUER", issuer, ["https:", "http:"]);
+  const jwksUrl = env("TOLLGATE_OIDC_JWKS_URL");
+  if (jwksUrl !== undefined) envUrl("TOLLGATE_OIDC_JWKS_URL", jwksUrl, ["https:", "http:"]);
+  const scopes = env("TOLLGATE_OIDC_SCOPES");
+  const principalClaim = env("TOLLGATE_OIDC_PRINCIPAL_CLAIM");
+  return {
+    issuer,
+    clientId,
+    roleMap: envRoleMap("TOLLGATE_OIDC_ROLE_MAP"),
+    ...(scopes === undefined ? {} : { scopes: scopes.split(/\s+/) }),
+    ...(principalClaim === undefined ? {} : { principalClaim }),
+    ...(jwksUrl === undefined ? {} : { jwksUrl }),
+  };
+}
+
+/** SAML SSO: TOLLGATE_SAML_ENTRY_POINT + ..._IDP_CERT_FILE + ..._SP_ENTITY_ID (+ role map); none = off. */
+function envSaml(): SamlConfig | undefined {
+  const entryPoint = env("TOLLGATE_SAML_ENTRY_POINT");
+  const certFile = env("TOLLGATE_SAML_IDP_CERT_FILE");
+  const spEntityId = env("TOLLGATE_SAML_SP_ENTITY_ID");
+  if (entryPoint === undefined && certFile === undefined && spEntityId === undefined) return undefined;
+  if (entryPoint === undefined || certFile === undefined || spEntityId === undefined) {
+    throw new EnvError(
+      "TOLLGATE_SAML_ENTRY_POINT, TOLLGATE_SAML_IDP_CERT_FILE and TOLLGATE_SAML_SP_ENTITY_ID must be set together",
+    );
+  }
+  envUrl("TOLLGATE_SAML_ENTRY_POINT", entryPoint, ["https:", "http:"]);
+  let idpCert: string;
+  try {
+    idpCert = readFileSync(certFile, "utf8");
+  } catch {
+    throw new EnvError(`TOLLGATE_SAML_IDP_CERT_FILE: cannot read ${certFile}`);
+  }
+  if (!idpCert.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new EnvError("TOLLGATE_SAML_IDP_CERT_FILE must hold a PEM certificate");
+  }
+  const acsUrl = env("TOLLGATE_SAML_ACS_URL");
+  if (acsUrl !== undefined) envUrl("TOLLGATE_SAML_ACS_URL", acsUrl, ["https:", "http:"]);
+  const idpIssuer = env("TOLLGATE_SAML_IDP_ISSUER");
+  const audience = env("TOLLGATE_SAML_AUDIENCE");
+  const principalAttribute = env("TOLLGATE_SAML_PRINCIPAL_ATTRIBUTE");
+  return {
+    entryPoint,
+    idpCert,
+    spEntityId,
+    roleMap: envRoleMap("TOLLGATE_SAML_ROLE_MAP"),
+    clockSkewMs: envInt("TOLLGATE_SAML_CLOCK_SKEW", 60, 0, 300) * 1000,
+    ...(acsUrl === undefined ? {} : { acsUrl }),
+    ...(idpIssuer === undefined ? {} : { idpIssuer }),
+    ...(audience === undefined ? {} : { audience }),
+    ...(principalAttribute === undefined ? {} : { principalAttribute }),
+  };
+}
+
 function fail(message: string): never {
   process.stderr.write(`${PROGRAM}: ${message.replace(/\s+/g, " ")}\n`);
   process.exit(1);
@@ -129,6 +205,9 @@ async function main(): Promise<void> {
       auditMaxAgeMs: envInt("TOLLGATE_AUDIT_MAX_AGE", 0, 0, 100 * 365 * 24 * 3600) * 1000,
       host: listen.host,
       port: listen.port,
+      oidc: envOidc(),
+      saml: envSaml(),
+      sessionTtlSec: envInt("TOLLGATE_SESSION_TTL", 8 * 3600, 60, 12 * 3600),
       logger,
     });
   } catch (err) {

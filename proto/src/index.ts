@@ -149,6 +149,30 @@ export {
   RevokeEdgeResponseSchema,
 } from "./gen/tollgate/edge/v1/edge_service_pb.js";
 export type {
+  GetLoginConfigRequest,
+  GetLoginConfigResponse,
+  LoginRequest,
+  LoginResponse,
+  LogoutRequest,
+  LogoutResponse,
+  Session,
+  WhoAmIRequest,
+  WhoAmIResponse,
+} from "./gen/tollgate/identity/v1/identity_service_pb.js";
+export {
+  file_tollgate_identity_v1_identity_service,
+  GetLoginConfigRequestSchema,
+  GetLoginConfigResponseSchema,
+  IdentityService,
+  LoginRequestSchema,
+  LoginResponseSchema,
+  LogoutRequestSchema,
+  LogoutResponseSchema,
+  SessionSchema,
+  WhoAmIRequestSchema,
+  WhoAmIResponseSchema,
+} from "./gen/tollgate/identity/v1/identity_service_pb.js";
+export type {
   ClaimCondition,
   CreateServiceAccountRequest,
   CreateServiceAccountResponse,

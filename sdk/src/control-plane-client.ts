@@ -8,6 +8,7 @@ import {
   EdgeAdminService,
   EdgeEnrollmentService,
   EdgeService,
+  IdentityService,
   ServiceAccountCredentialService,
   WebIdentityService,
   WorkloadService,
@@ -44,6 +45,7 @@ export interface ControlPlaneClient {
   serviceAccountCredentials: Client<typeof ServiceAccountCredentialService>;
   edgeAdmin: Client<typeof EdgeAdminService>;
   edgeEnrollment: Client<typeof EdgeEnrollmentService>;
+  identity: Client<typeof IdentityService>;
 }
 
 /** Creates a gRPC client for the control plane. */
@@ -85,5 +87,6 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     serviceAccountCredentials: createClient(ServiceAccountCredentialService, transport),
     edgeAdmin: createClient(EdgeAdminService, transport),
     edgeEnrollment: createClient(EdgeEnrollmentService, transport),
+    identity: createClient(IdentityService, transport),
   };
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CliError } from "./cli-error.js";
+import { readSessionFile } from "./session-file.js";
 
 /** Default control-plane URL (contracts: TOLLGATE_API_URL). */
 export const DEFAULT_API_URL = "http://127.0.0.1:8788";
@@ -50,6 +51,8 @@ export interface ApiContext {
   apiUrlEnv?: string | undefined;
   /** TOLLGATE_ADMIN_TOKEN. */
   adminTokenEnv?: string | undefined;
+  /** TOLLGATE_SESSION_TOKEN. */
+  sessionTokenEnv?: string | undefined;
 }
 
 /** `--api` > TOLLGATE_API_URL > dev.json `apiUrl` > http://127.0.0.1:8788. */
@@ -64,6 +67,38 @@ export function resolveAdminToken(context: ApiContext): string {
   const fromEnv = nonEmpty(context.adminTokenEnv);
   if (fromEnv !== undefined) return fromEnv;
   return readAdminTokenFile(context.home);
+}
+
+/**
+ * The bearer token of API commands: TOLLGATE_SESSION_TOKEN > TOLLGATE_ADMIN_TOKEN > the session
+ * of `tollgate login` (`session.json`, when it is for this control plane) > `admin.token`
+ * (break-glass). An expired session is an error rather than a silent switch to break-glass.
+ */
+export function resolveBearerToken(context: ApiContext, nowMs = Date.now()): string {
+  const sessionEnv = nonEmpty(context.sessionTokenEnv);
+  if (sessionEnv !== undefined) return sessionEnv;
+  const adminEnv = nonEmpty(context.adminTokenEnv);
+  if (adminEnv !== undefined) return adminEnv;
+  const session = readSessionFile(context.home);
+  if (session !== undefined && sameUrl(session.apiUrl, resolveApiUrl(context))) {
+    if (Date.parse(session.expiresAt) <= nowMs) {
+      throw new CliError(
+        `session of ${session.principal} expired at ${session.expiresAt}: run \`tollgate login\` (or \`tollgate logout\`)`,
+      );
+    }
+    return session.token;
+  }
+  try {
+    return readAdminTokenFile(context.home);
+  } catch {
+    throw new CliError(
+      `not logged in: run \`tollgate login\`, or set TOLLGATE_ADMIN_TOKEN (no ${homePaths(context.home).adminToken})`,
+    );
+  }
+}
+
+function sameUrl(a: string, b: string): boolean {
+  return a.replace(/\/+$/, "") === b.replace(/\/+$/, "");
 }
 
 /** Reads `$TOLLGATE_HOME/admin.token`, trimmed. */

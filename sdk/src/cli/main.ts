@@ -32,6 +32,7 @@ import {
 } from "./commands/credentials.js";
 import { runDev } from "./commands/dev.js";
 import { edgeEnrollTokenCommand, edgeListCommand, edgeRevokeCommand, parseLabels } from "./commands/edge.js";
+import { type LoginMethod, loginCommand, logoutCommand, whoAmICommand } from "./commands/login.js";
 import {
   issueServiceAccountCredentialCommand,
   readApiKeyFile,
@@ -42,7 +43,7 @@ import {
   trustDeleteCommand,
   trustListCommand,
 } from "./commands/workload.js";
-import { type ApiContext, resolveAdminToken, resolveApiUrl } from "./config.js";
+import { type ApiContext, resolveApiUrl, resolveBearerToken } from "./config.js";
 import { parseDurationMs, parseDurationSeconds } from "./duration.js";
 import { CREDENTIAL_FORMATS, type CredentialFormat } from "./format.js";
 import { type CliIo, readAll } from "./io.js";
@@ -52,6 +53,7 @@ interface CliEnvironment {
   home: string;
   apiUrl: string | undefined;
   adminToken: string | undefined;
+  sessionToken: string | undefined;
   natsUrl: string;
   auditStream: string;
   auditSubjectPrefix: string;
@@ -70,6 +72,7 @@ function readEnvironment(env: NodeJS.ProcessEnv): CliEnvironment {
     home: get("TOLLGATE_HOME") ?? join(homedir(), ".tollgate"),
     apiUrl: get("TOLLGATE_API_URL"),
     adminToken: get("TOLLGATE_ADMIN_TOKEN"),
+    sessionToken: get("TOLLGATE_SESSION_TOKEN"),
     natsUrl: get("TOLLGATE_NATS_URL") ?? "nats://127.0.0.1:4222",
     auditStream: get("TOLLGATE_AUDIT_STREAM") ?? DEFAULT_AUDIT_STREAM,
     auditSubjectPrefix: get("TOLLGATE_AUDIT_SUBJECT_PREFIX") ?? DEFAULT_AUDIT_SUBJECT_PREFIX,
@@ -142,10 +145,11 @@ function buildProgram(env: CliEnvironment): Command {
     apiFlag: opts.api,
     apiUrlEnv: env.apiUrl,
     adminTokenEnv: env.adminToken,
+    sessionTokenEnv: env.sessionToken,
   });
   const client = (opts: { api?: string }): ControlPlaneClient => {
     const context = apiContext(opts);
-    return createControlPlaneClient({ baseUrl: resolveApiUrl(context), token: resolveAdminToken(context) });
+    return createControlPlaneClient({ baseUrl: resolveApiUrl(context), token: resolveBearerToken(context) });
   };
   const apiOption = (): Option =>
     new Option("--api <url>", "control plane URL (TOLLGATE_API_URL, dev.json, http://127.0.0.1:8788)");
@@ -591,6 +595,48 @@ function buildProgram(env: CliEnvironment): Command {
     .addOption(apiOption())
     .action(async (name: string, opts: { api?: string }) => {
       await serviceAccountDeleteCommand(client(opts), { name }, io);
+    });
+
+  program
+    .command("login")
+    .description("log in as a person (OIDC device flow by default) and keep the session in $TOLLGATE_HOME/session.json")
+    .addOption(
+      new Option("--browser", "OIDC authorization code + PKCE: print a URL, wait on a loopback redirect").conflicts(
+        "saml",
+      ),
+    )
+    .option("--saml", "SAML single sign-on through the control plane: print a URL, wait on a loopback redirect", false)
+    .option("--timeout <duration>", "how long to wait for the login, e.g. 5m", "5m")
+    .addOption(apiOption())
+    .action(async (opts: { browser?: boolean; saml: boolean; timeout: string; api?: string }) => {
+      const apiUrl = resolveApiUrl(apiContext(opts));
+      const method: LoginMethod = opts.saml ? "saml" : opts.browser === true ? "browser" : "device";
+      await loginCommand(
+        createControlPlaneClient({ baseUrl: apiUrl }),
+        (token) => createControlPlaneClient({ baseUrl: apiUrl, token }),
+        {
+          home: env.home,
+          apiUrl,
+          method,
+          timeoutMs: parseDurationSeconds(opts.timeout, "--timeout") * 1000,
+          signal: interruptSignal(),
+        },
+        io,
+      );
+    });
+  program
+    .command("whoami")
+    .description("show who the CLI acts as (principal, roles, session expiry)")
+    .option("--json", "as JSON", false)
+    .addOption(apiOption())
+    .action(async (opts: { json: boolean; api?: string }) => {
+      await whoAmICommand(client(opts), { json: opts.json }, io);
+    });
+  program
+    .command("logout")
+    .description("revoke the session of `tollgate login` and delete $TOLLGATE_HOME/session.json")
+    .action(async () => {
+      await logoutCommand((token, baseUrl) => createControlPlaneClient({ baseUrl, token }), env.home, io);
     });
 
   return program;
