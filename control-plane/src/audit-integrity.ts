@@ -12,6 +12,30 @@ export interface AuditIntegrityOptions {
   onAlert?: (alert: IntegrityAlert) => void;
   /** Hashes remembered per edge to match checkpoints against. Default 100000. */
   recentWindow?: number;
+  /**
+   * An edge that has published checkpoints and then publishes none for longer than this is
+   * alerted as `silent` (and as `resumed` when its checkpoints come back), ms. Edges checkpoint
+   * every 5 s, also when idle. 0 turns the watch off. Default 30000.
+   */
+  silenceAlertMs?: number;
+}
+
+/** What {@link AuditIntegrity.checkSilence} knows of an edge's checkpoints. */
+interface Heard {
+  /** Wall time (this process) the last checkpoint was ingested. */
+  lastMs: number;
+  sequence: bigint;
+  /** A `silent` alert is out and no checkpoint has come since. */
+  silent: boolean;
+}
+
+/** An edge that stopped (`silent`) or started again (`resumed`) publishing checkpoints. */
+interface SilenceProblem {
+  kind: "silent" | "resumed";
+  edge: string;
+  sequence: bigint;
+  eventId?: string;
+  detail: string;
 }
 
 /** Sequences remembered per edge as rejected, to suppress the gap they leave behind. */
@@ -35,6 +59,10 @@ interface EdgeState {
  * Events without a chain (`tollgate.sequence` 0, `hash` "") from an edge that has never sent a
  * chained event are "unchained": indexed and counted, with one warning per edge, not an alert
  * per event. Once an edge has chained, an unchained event from it is an alert (`bad-hash`).
+ *
+ * Silence: edges checkpoint every 5 s, also when idle. {@link checkSilence} (run on a timer by the
+ * control plane) alerts `silent` when an edge whose checkpoints it has ingested sends none for
+ * longer than `silenceAlertMs`, and the next checkpoint from it raises `resumed`.
  */
 export class AuditIntegrity {
   readonly #index: AuditIndex;
@@ -44,6 +72,7 @@ export class AuditIntegrity {
   readonly #edges = new Map<string, EdgeState>();
   readonly #pems = new Map<string, string>();
   readonly #warnedUnchained = new Set<string>();
+  readonly #heard = new Map<string, Heard>();
   #unchained = 0;
   #alertCount = 0;
   #processedSeq: number;
@@ -199,7 +228,50 @@ export class AuditIntegrity {
     if (this.seen(streamSeq)) return [];
     const problems = this.#state(checkpoint.edge).verifier.addCheckpoint(checkpoint);
     const alerts = problems.map((p) => this.#alert(p, streamSeq));
+    const heard = this.#heard.get(checkpoint.edge);
+    const nowMs = Date.now();
+    if (heard?.silent === true) {
+      alerts.push(
+        this.#alert(
+          {
+            kind: "resumed",
+            edge: checkpoint.edge,
+            sequence: checkpoint.sequence,
+            detail: `checkpoints resumed after ${Math.round((nowMs - heard.lastMs) / 1000)} s of silence (last before at sequence ${heard.sequence})`,
+          },
+          streamSeq,
+        ),
+      );
+    }
+    this.#heard.set(checkpoint.edge, { lastMs: nowMs, sequence: checkpoint.sequence, silent: false });
     this.#markProcessed(streamSeq);
+    return alerts;
+  }
+
+  /**
+   * Raises a `silent` alert (stored; hand the result to {@link emit}) for each edge that has
+   * published checkpoints but none for longer than `silenceAlertMs`; once per silence. Call it
+   * periodically. Edges are watched from their first checkpoint ingested by this process.
+   */
+  checkSilence(nowMs = Date.now()): IntegrityAlert[] {
+    const windowMs = this.#options.silenceAlertMs ?? 30_000;
+    if (windowMs <= 0) return [];
+    const alerts: IntegrityAlert[] = [];
+    for (const [edge, heard] of this.#heard) {
+      if (heard.silent || nowMs - heard.lastMs <= windowMs) continue;
+      heard.silent = true;
+      alerts.push(
+        this.#alert(
+          {
+            kind: "silent",
+            edge,
+            sequence: heard.sequence,
+            detail: `no checkpoint for ${Math.round((nowMs - heard.lastMs) / 1000)} s (edges checkpoint every 5 s, also when idle); last at sequence ${heard.sequence}, ${new Date(heard.lastMs).toISOString()}`,
+          },
+          0,
+        ),
+      );
+    }
     return alerts;
   }
 
@@ -224,7 +296,7 @@ export class AuditIntegrity {
     };
   }
 
-  #alert(p: ChainProblem, streamSeq: number): IntegrityAlert {
+  #alert(p: ChainProblem | SilenceProblem, streamSeq: number): IntegrityAlert {
     const timeMs = Date.now();
     const alert = create(IntegrityAlertSchema, {
       alertId: randomUUID(),

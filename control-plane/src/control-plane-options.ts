@@ -41,6 +41,11 @@ export interface ControlPlaneOptions {
   auditReplicas?: number;
   /** JetStream duplicate window for `Nats-Msg-Id`, ms. Default 120000 (2 min). */
   auditDuplicateWindowMs?: number;
+  /**
+   * Alert (`silent`, then `resumed`) when an edge that published checkpoints publishes none for
+   * longer than this, ms; 0 = off. Default 30000 (edges checkpoint every 5 s).
+   */
+  auditSilenceAlertMs?: number;
   /** Durable consumer that feeds the audit index. Default `<auditStream>_INDEX`. */
   auditIndexConsumer?: string;
   /** Audit index database. Default `<home>/control-plane/audit-index.sqlite`. */
@@ -78,6 +83,7 @@ export function resolveControlPlaneOptions(options: ControlPlaneOptions): Resolv
     auditMaxAgeMs: options.auditMaxAgeMs ?? 0,
     auditReplicas: options.auditReplicas ?? 1,
     auditDuplicateWindowMs: options.auditDuplicateWindowMs ?? 120_000,
+    auditSilenceAlertMs: options.auditSilenceAlertMs ?? 30_000,
     auditIndexConsumer: options.auditIndexConsumer ?? `${auditStream}_INDEX`,
     indexPath: options.indexPath ?? join(options.home, "control-plane", "audit-index.sqlite"),
     host: options.host ?? "127.0.0.1",

@@ -89,6 +89,7 @@ export class ControlPlane {
   #server: ApiServer | undefined;
   #registry: ConnectionRegistry | undefined;
   #closing: Promise<void> | undefined;
+  #silenceTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ControlPlaneOptions) {
     this.options = resolveControlPlaneOptions(options);
@@ -163,6 +164,7 @@ export class ControlPlane {
       const edgeKeys = new EdgeKeyRegistry(this.#redis, o.redisPrefix);
       const nc = this.#nc;
       this.#integrity = new AuditIntegrity(this.#index, edgeKeys, log, {
+        silenceAlertMs: o.auditSilenceAlertMs,
         onAlert: (alert) => {
           if (nc.isClosed()) return;
           nc.publish(
@@ -185,6 +187,14 @@ export class ControlPlane {
         log,
       );
       await this.#ingest.start();
+      if (o.auditSilenceAlertMs > 0) {
+        const integrity = this.#integrity;
+        this.#silenceTimer = setInterval(
+          () => integrity.emit(integrity.checkSilence()),
+          Math.max(250, Math.min(o.auditSilenceAlertMs / 4, 5000)),
+        );
+        this.#silenceTimer.unref();
+      }
 
       const registry = new ConnectionRegistry(this.#redis, new SecretBox(state.dataKey), o.redisPrefix);
       this.#registry = registry;
@@ -407,6 +417,7 @@ export class ControlPlane {
 
   async #close(): Promise<void> {
     this.#shutdown.abort();
+    if (this.#silenceTimer !== undefined) clearInterval(this.#silenceTimer);
     await this.#server?.close();
     await this.#ingest?.stop();
     this.#index?.close();

@@ -203,6 +203,7 @@ async function main(): Promise<void> {
       ),
       auditReplicas: envInt("TOLLGATE_AUDIT_REPLICAS", 1, 1, 5),
       auditMaxAgeMs: envInt("TOLLGATE_AUDIT_MAX_AGE", 0, 0, 100 * 365 * 24 * 3600) * 1000,
+      auditSilenceAlertMs: envInt("TOLLGATE_AUDIT_SILENCE_ALERT", 30, 0, 24 * 3600) * 1000,
       host: listen.host,
       port: listen.port,
       oidc: envOidc(),

@@ -221,7 +221,9 @@ export type IntegrityAlert = Message<"tollgate.audit.v1.IntegrityAlert"> & {
   edge: string;
 
   /**
-   * "gap", "fork", "bad-hash", "reordered", "bad-checkpoint" or "checkpoint-mismatch".
+   * "gap", "fork", "bad-hash", "reordered", "bad-checkpoint" or "checkpoint-mismatch"; "silent"
+   * when an edge stopped publishing checkpoints (none for TOLLGATE_AUDIT_SILENCE_ALERT seconds)
+   * and "resumed" when they came back (recovery note).
    *
    * @generated from field: string kind = 4;
    */
