@@ -443,6 +443,11 @@ describe("AssumeRoleWithWebIdentity at the edge", () => {
     await expectRefused(await sign({ env: "staging" }), 403, "AccessDenied", SUBJECT);
     // Valid token for "default", presented for connection "other": refused at the edge.
     await expectRefused(await sign({ env: "prod" }), 403, "AccessDenied", SUBJECT, otherRoleArn);
+    // A revoked principal: the token is fine, the principal it maps to gets nothing.
+    const revoked = "system:serviceaccount:agents:revoked";
+    const rv = await dev.cli(["credentials", "revoke", "--principal", `k8s:${revoked}`, "--until", "1h"]);
+    expect(rv.code, rv.stderr).toBe(0);
+    await expectRefused(await sign({ env: "prod", sub: revoked }), 403, "AccessDenied", revoked);
     // Not a Tollgate role.
     const r = await assumeRaw(await sign({ env: "prod" }), "arn:aws:iam::123456789012:role/admin");
     expect(r.status).toBe(400);
@@ -577,6 +582,12 @@ describe("service accounts", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Unauthenticated/);
 
+    // A revoked principal gets no credential, even with a valid key.
+    r = await dev.cli(["credentials", "revoke", "--principal", "sa:nightly-builder", "--until", "2m"]);
+    expect(r.code, r.stderr).toBe(0);
+    r = await issue([]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/revoked/);
     r = await dev.cli(["service-account", "delete", "nightly-builder"]);
     expect(r.code, r.stderr).toBe(0);
     r = await issue([]);
@@ -588,17 +599,20 @@ describe("service accounts", () => {
     r = await cliAs(["credentials", "issue", "--api-key-file", forged], agentEnv);
     expect(r.code).toBe(1);
 
-    const events = await waitForEvents(dev, { operation: "IssueServiceAccountCredential" }, 3);
-    expect(events).toHaveLength(3);
+    const events = await waitForEvents(dev, { operation: "IssueServiceAccountCredential" }, 4);
+    expect(events).toHaveLength(4);
     const ok = events.filter((e) => e.tollgate?.decision === Decision.ALLOW);
     expect(ok).toHaveLength(1);
     expect(ok[0]?.userIdentity?.principalId).toBe("sa:nightly-builder");
     expect(ok[0]?.tollgate?.connection).toBe("default");
     expect(ok[0]?.responseElements).toMatchObject({ accessKeyId: cred.AccessKeyId });
     const refused = events.filter((e) => e.tollgate?.decision === Decision.DENY);
-    expect(refused.map((e) => e.errorCode)).toEqual(["InvalidClientTokenId", "InvalidClientTokenId"]);
-    expect(refused.map((e) => e.userIdentity?.principalId).sort()).toEqual(
-      [String(listed.keyId), "tgsk_0123456789abcdef"].sort(),
+    expect(refused.map((e) => `${e.errorCode}/${e.userIdentity?.principalId}`).sort()).toEqual(
+      [
+        "AccessDenied/sa:nightly-builder",
+        `InvalidClientTokenId/${String(listed.keyId)}`,
+        "InvalidClientTokenId/tgsk_0123456789abcdef",
+      ].sort(),
     );
     const s3Events = await waitForEvents(dev, { principal: "sa:nightly-builder", service: "s3" }, 1);
     expect(s3Events.map((e) => e.eventName)).toEqual(["ListBuckets"]);

@@ -216,6 +216,7 @@ export class ControlPlane {
         rules: trustRules,
         registry,
         issuer,
+        revocations,
         verifier: new WebIdentityVerifier({ logger: log }),
       });
       // Services whose callers authenticate with their own credential (a service account's API
@@ -229,6 +230,7 @@ export class ControlPlane {
               accounts: serviceAccounts,
               registry,
               issuer,
+              revocations,
               audit: controlPlaneAudit,
               logger: log,
             }),

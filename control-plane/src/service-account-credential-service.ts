@@ -4,6 +4,7 @@ import type { ServiceAccountCredentialService } from "@tollgate/proto";
 import type { ConnectionRegistry } from "./connection-registry.js";
 import type { ControlPlaneAudit, ControlPlaneCall } from "./control-plane-audit.js";
 import { type CredentialIssuer, MIN_CREDENTIAL_TTL_SEC } from "./credential-issuer.js";
+import type { CredentialRevocations } from "./credential-revocations.js";
 import { toConnectError, withInfra } from "./infra-error.js";
 import type { Logger } from "./logger.js";
 import type { ServiceAccountStore } from "./service-account-store.js";
@@ -16,6 +17,8 @@ export interface ServiceAccountCredentialServiceDeps {
   accounts: ServiceAccountStore;
   registry: ConnectionRegistry;
   issuer: CredentialIssuer;
+  /** A revoked principal gets no credential. */
+  revocations: CredentialRevocations;
   audit: ControlPlaneAudit;
   logger: Logger;
 }
@@ -98,6 +101,16 @@ export function createServiceAccountCredentialServiceImpl(
           errorMessage: "The service account's connection no longer exists.",
         });
         throw new ConnectError(`connection ${account.connection} not found`, Code.FailedPrecondition);
+      }
+      if ((await withInfra("redis", () => d.revocations.principal(account.principal), logger)) !== undefined) {
+        await audit({
+          ...who,
+          allowed: false,
+          reason: "principal-revoked",
+          errorCode: "AccessDenied",
+          errorMessage: "The service account's principal is revoked.",
+        });
+        throw new ConnectError(`principal ${account.principal} is revoked`, Code.PermissionDenied);
       }
       const ttlSec = requested === 0 ? account.credentialTtlSec : requested;
       const cred = await withInfra(

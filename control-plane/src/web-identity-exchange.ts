@@ -9,6 +9,7 @@ import {
 } from "./claim-match.js";
 import type { ConnectionRegistry } from "./connection-registry.js";
 import { type CredentialIssuer, DEFAULT_CREDENTIAL_TTL_SEC, PRINCIPAL_PATTERN } from "./credential-issuer.js";
+import type { CredentialRevocations } from "./credential-revocations.js";
 import type { TrustRuleRecord, TrustRuleStore } from "./trust-rule-store.js";
 import {
   claimedIdentity,
@@ -68,6 +69,8 @@ export interface WebIdentityExchangeDeps {
   rules: TrustRuleStore;
   registry: ConnectionRegistry;
   issuer: CredentialIssuer;
+  /** A revoked principal gets no credential (AccessDenied). */
+  revocations: CredentialRevocations;
   verifier: WebIdentityVerifier;
   /** Clock, ms. Default Date.now. */
   nowMs?: () => number;
@@ -217,6 +220,9 @@ export class WebIdentityExchange {
     // Capped by the token: the credential never outlives what minted it.
     const ttlSec = Math.min(requested, ruleMax, exp - nowSec);
     if (ttlSec < 1) throw new WebIdentityError("ExpiredTokenException", "Token is expired.");
+    if ((await this.#d.revocations.principal(principal)) !== undefined) {
+      throw new WebIdentityError("AccessDenied", "The principal is revoked.");
+    }
     const credential = await this.#d.issuer.issue(principal, rule.connection, ttlSec);
     return {
       ok: true,
