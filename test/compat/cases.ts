@@ -1,26 +1,40 @@
 /**
- * The client × service × operation compatibility matrix (issue #3), endpoint mode.
+ * The client × service × operation × mode compatibility matrix (issue #3).
  *
- * Every row is run by matrix.e2e.test.ts with a real client against one shared `tollgate dev` whose
- * upstream is a signature-verifying moto (or, for moto's own false alarms, a non-verifying one), under
- * its own principal `compat-<row>`; the row passes when the call succeeds, the output holds `output`, and
- * the audit trail holds exactly the expected events, each allowed, without an errorCode, and listing
- * the expected resources (`{account}` in an ARN may also be blank; a trailing `*` matches any suffix).
+ * Every row below is one call of one real client; it runs twice, once per mode (COMPAT_MODES):
+ * `endpoint` (the client pointed at the edge with AWS_ENDPOINT_URL / --endpoint-url / `endpoint`) and
+ * `proxy` (no endpoint override: AWS's own host names, virtual-hosted S3 where the client defaults to it,
+ * through the edge's CONNECT proxy with HTTPS_PROXY, trusting the Tollgate CA from $TOLLGATE_HOME/ca.pem).
+ * matrix.e2e.test.ts runs them against one shared `tollgate dev --proxy-listen` per upstream kind (a
+ * signature-verifying moto, or for moto's own false alarms a non-verifying one), each (row, mode) under
+ * its own principal `compat-<n>`; a row passes when the call succeeds, the output holds `output`, and the
+ * audit trail holds exactly the expected events, each allowed, without an errorCode, listing the expected
+ * resources (`{account}` in an ARN may also be blank; a trailing `*` matches any suffix), and, in proxy
+ * mode, each received over the proxy's TLS with an AWS host name (tlsDetails.clientProvidedHostHeader).
  *
  * Placeholders filled per run: {n} (row number), {bucket} (has fixture.txt = "fixture-content"),
- * {table} (item pk=k1, v=fixture), {queueUrl}, {topicArn}, {secret} ("s3cr3t-value"), {param}
- * ("param-value"), {keyId}, {function}, {roleArn}, {account}, {zipFile}, {smallFile}, {bigFile} (9 MiB),
- * {workDir}.
+ * {table} (item pk=k1, v=fixture), {queueUrl} (the edge's URL in endpoint mode, sqs.us-east-1.amazonaws.com
+ * in proxy mode), {topicArn}, {secret} ("s3cr3t-value"), {param} ("param-value"), {keyId}, {function},
+ * {roleArn}, {account}, {zipFile}, {smallFile}, {bigFile} (9 MiB), {workDir}.
  *
- * `pending: "<reason>"` marks rows the current edge cannot pass yet: they stay in the table and in
- * MATRIX.md but are not run; COMPAT_INCLUDE_PENDING=1 runs them too and reports which would pass now.
- * Flip a row by deleting its `pending`.
+ * `pending: "<reason>"` (or `pendingFor: { <client> | <mode> | "<client>/<mode>": "<reason>" }`) marks rows
+ * that cannot pass yet: they stay in the table and in MATRIX.md with their reason but are not run;
+ * COMPAT_INCLUDE_PENDING=1 runs them too and reports which would pass now. Flip a row by deleting it.
  */
-import type { Boto3Call, CliCall, CompatCase, CompatClient, CompatNeeds, CompatValue, SdkCall } from "./compat-case.js";
+import {
+  type Boto3Call,
+  type CliCall,
+  COMPAT_MODES,
+  type CompatCase,
+  type CompatClient,
+  type CompatNeeds,
+  type CompatValue,
+  type SdkCall,
+} from "./compat-case.js";
 
 const MiB = 1024 * 1024;
 
-type Row = Omit<CompatCase, "client" | "needs"> & { needs?: CompatNeeds };
+type Row = Omit<CompatCase, "client" | "mode" | "needs"> & { needs?: CompatNeeds };
 type Input = { [key: string]: CompatValue };
 
 const sdk = (client: string, command: string, input: Input = {}, extra: Partial<SdkCall> = {}): SdkCall => ({
@@ -174,14 +188,17 @@ const boto3Rows: Row[] = [
   { service: "monitoring", operation: "ListMetrics", call: boto3("cloudwatch", "list_metrics"), events: "ListMetrics" },
 ];
 
+/** A table's rows for one client, each in every mode (endpoint first), with the pending reason that applies. */
 function rows(client: CompatClient, list: Row[]): CompatCase[] {
-  return list.map(({ pendingFor, ...r }) => {
-    const pending = pendingFor?.[client] ?? r.pending;
-    return { ...r, client, needs: r.needs ?? "verifying-moto", ...(pending === undefined ? {} : { pending }) };
-  });
+  return list.flatMap(({ pendingFor, ...r }) =>
+    COMPAT_MODES.map((mode) => {
+      const pending = pendingFor?.[`${client}/${mode}`] ?? pendingFor?.[client] ?? pendingFor?.[mode] ?? r.pending;
+      return { ...r, client, mode, needs: r.needs ?? "verifying-moto", ...(pending === undefined ? {} : { pending }) };
+    }),
+  );
 }
 
-/** The whole matrix, grouped by client. */
+/** The whole matrix, grouped by client, each row in both modes. */
 export const COMPAT_CASES: readonly CompatCase[] = [
   ...rows("sdk-js-v3", sdkRows),
   ...rows("aws-cli-v1", cliRows),

@@ -5,6 +5,15 @@ export const COMPAT_CLIENTS = ["sdk-js-v3", "aws-cli-v1", "aws-cli-v2", "boto3"]
 export type CompatClient = (typeof COMPAT_CLIENTS)[number];
 
 /**
+ * How a client reaches the edge. `endpoint`: `AWS_ENDPOINT_URL` / `--endpoint-url` / `endpoint` pointing at
+ * the edge (plain HTTP). `proxy`: no endpoint override, AWS's own host names, `HTTPS_PROXY` = the edge's
+ * CONNECT proxy, and the Tollgate CA (`$TOLLGATE_HOME/ca.pem`) trusted through `AWS_CA_BUNDLE` (botocore)
+ * or the `ca` of the CONNECT agent (SDK v3, which ignores `HTTPS_PROXY`).
+ */
+export const COMPAT_MODES = ["endpoint", "proxy"] as const;
+export type CompatMode = (typeof COMPAT_MODES)[number];
+
+/**
  * Which upstream a row needs: the signature-verifying moto (the default, the real check that the edge
  * re-signs correctly), or a non-verifying one for moto's own verifier false alarms (SERVICES.md).
  */
@@ -82,9 +91,10 @@ export interface Boto3Call {
 
 export type CompatCall = SdkCall | SdkUploadCall | SdkPresignCall | CliCall | Boto3Call;
 
-/** One row of the matrix. */
+/** One row of the matrix: one client, one call, in one mode. */
 export interface CompatCase {
   client: CompatClient;
+  mode: CompatMode;
   service: string;
   operation: string;
   call: CompatCall;
@@ -97,15 +107,31 @@ export interface CompatCase {
   /** Text the client's output must contain (placeholders allowed). */
   output?: string;
   needs: CompatNeeds;
-  /** Why the current edge cannot pass this row yet; such rows are listed but not asserted. */
+  /** Why the current edge (or client) cannot pass this row yet; such rows are listed but not asserted. */
   pending?: string;
-  /** Per-client pending reasons, for rows shared by several clients (the aws CLI v1 and v2 rows). */
-  pendingFor?: Partial<Record<CompatClient, string>>;
+  /**
+   * Pending reasons for some clients and/or modes only, for rows shared by several clients (the aws CLI v1
+   * and v2 rows) or modes: keys `<client>`, `<mode>` or `<client>/<mode>` (the most specific wins).
+   */
+  pendingFor?: Partial<Record<CompatClient | CompatMode | `${CompatClient}/${CompatMode}`, string>>;
+}
+
+/** The edge's CONNECT proxy, for rows in proxy mode. */
+export interface CompatProxy {
+  /** `HTTPS_PROXY` value, `http://127.0.0.1:<port>`. */
+  url: string;
+  /** `$TOLLGATE_HOME/ca.pem`, the Tollgate CA certificate file. */
+  caFile: string;
+  /** Its PEM text. */
+  caPem: string;
 }
 
 /** What a client driver needs to run one row. */
 export interface CompatContext {
+  mode: CompatMode;
+  /** The edge's endpoint-mode URL (used in endpoint mode only). */
   edgeUrl: string;
+  proxy: CompatProxy;
   credential: { accessKeyId: string; secretAccessKey: string; sessionToken: string };
   /** Placeholder values (see cases.ts). */
   vars: Record<string, string>;

@@ -1,5 +1,5 @@
 /** Renders the compatibility matrix results as Markdown (test/compat/MATRIX.md) and a console summary. */
-import { COMPAT_CLIENTS, type CompatCall, type CompatCase } from "./compat-case.js";
+import { COMPAT_CLIENTS, COMPAT_MODES, type CompatCall, type CompatCase, type CompatMode } from "./compat-case.js";
 
 /** A row's result: pass, fail (with problems), or pending (with its reason, and the outcome if it was tried). */
 export interface CompatRowResult {
@@ -10,6 +10,8 @@ export interface CompatRowResult {
   /** For pending rows run with COMPAT_INCLUDE_PENDING=1: whether they would pass now. */
   triedPasses?: boolean;
   ms: number;
+  /** Host headers the row's events were received with over TLS (proxy mode), sorted. */
+  hosts: string[];
 }
 
 /** How the row calls its client, in one line. */
@@ -58,29 +60,70 @@ function table(header: string[], body: string[][]): string {
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
 }
 
-/** The client × service grid (pass/fail/pending counts). */
-export function renderSummaryGrid(results: CompatRowResult[]): string {
+/** The service × client grid of one mode (pass/fail/pending counts). */
+export function renderSummaryGrid(results: CompatRowResult[], mode: CompatMode): string {
+  const inMode = results.filter((r) => r.row.mode === mode);
   const services = [...new Set(results.map((r) => r.row.service))];
   const body = services.map((service) => [
     service,
-    ...COMPAT_CLIENTS.map((c) => cell(results.filter((r) => r.row.client === c && r.row.service === service))),
+    ...COMPAT_CLIENTS.map((c) => cell(inMode.filter((r) => r.row.client === c && r.row.service === service))),
   ]);
-  body.push(["**all**", ...COMPAT_CLIENTS.map((c) => cell(results.filter((r) => r.row.client === c)))]);
-  return table(["service", ...COMPAT_CLIENTS], body);
+  body.push(["**all**", ...COMPAT_CLIENTS.map((c) => cell(inMode.filter((r) => r.row.client === c)))]);
+  return table([`${mode} mode`, ...COMPAT_CLIENTS], body);
 }
 
-/** The whole report: grid, then every row (no timings, so the committed file only changes with results). */
-export function renderMatrixReport(results: CompatRowResult[]): string {
+function totals(results: CompatRowResult[]): string {
   const pass = results.filter((r) => r.status === "pass").length;
   const fail = results.filter((r) => r.status === "fail").length;
   const pending = results.filter((r) => r.status === "pending").length;
-  const rows = results.map((r) => {
-    const status =
-      r.status === "pending"
-        ? `pending: ${r.row.pending ?? ""}${r.triedPasses === true ? " (passes now: flip it)" : ""}`
-        : r.status === "fail"
-          ? `FAIL: ${r.problems.join("; ")}`
-          : "pass";
+  return `${pass} pass, ${fail} fail, ${pending} pending of ${results.length}`;
+}
+
+const HOW_TO_READ = [
+  "## How to read this file",
+  "",
+  "- A **row** of the big table is one call of one real client (`call` says how it is made) and the audit",
+  "  events it must produce (`expected events`: exactly these, one each unless `×n`, all allowed, without",
+  "  errorCode, under the row's own principal, with the row's resource ARNs). `moto` is the upstream:",
+  "  signature-verifying unless moto's own verifier false-alarms on the call (then a non-verifying moto).",
+  "- Each row runs in **two modes**, one status column each:",
+  "  - `endpoint`: the client is pointed at the edge (`AWS_ENDPOINT_URL`, `--endpoint-url` for aws CLI v2 2.9",
+  "    and `aws sqs`, `endpoint` for SDK v3), plain HTTP; the events must not carry `tlsDetails`.",
+  "  - `proxy`: no endpoint override; `HTTPS_PROXY` is the edge's CONNECT proxy and the Tollgate CA",
+  "    (`$TOLLGATE_HOME/ca.pem`) is trusted through `AWS_CA_BUNDLE` (aws CLI, boto3) or the CONNECT agent's",
+  "    `ca` (SDK v3 ignores `HTTPS_PROXY`; the agent is test/support/connect-tunnel-agent.ts). Every event",
+  "    must have arrived over the proxy's TLS with an `*.amazonaws.com` Host (`tlsDetails.clientProvidedHostHeader`,",
+  "    listed in the last column: a `<bucket>.s3.…` host is virtual-hosted S3).",
+  "- A status is `pass`, `FAIL: <what was wrong>`, or `pending [k]`: the row is listed but not asserted, for",
+  "  the reason given as note [k] under the table (`COMPAT_INCLUDE_PENDING=1` runs pending rows to see",
+  "  whether they pass now). No row is skipped silently: every row of `cases.ts` is here in both modes.",
+  "- The grids count rows per service and client, one grid per mode.",
+].join("\n");
+
+/** The whole report: grids, then every row in both modes (no timings, so the file only changes with results). */
+export function renderMatrixReport(results: CompatRowResult[]): string {
+  const notes: string[] = [];
+  const noteOf = (reason: string): number => {
+    const i = notes.indexOf(reason);
+    if (i >= 0) return i + 1;
+    notes.push(reason);
+    return notes.length;
+  };
+  const statusOf = (r: CompatRowResult | undefined): string => {
+    if (r === undefined) return "–";
+    if (r.status === "pending") {
+      return `pending [${noteOf(r.row.pending ?? "")}]${r.triedPasses === true ? " (passes now: flip it)" : ""}`;
+    }
+    return r.status === "fail" ? `FAIL: ${r.problems.join("; ")}` : "pass";
+  };
+  // One line per client × service × operation, its modes side by side (cases.ts lists the modes together).
+  const lines = new Map<string, Partial<Record<CompatMode, CompatRowResult>>>();
+  for (const r of results) {
+    const key = JSON.stringify([r.row.client, r.row.service, r.row.operation]);
+    lines.set(key, { ...lines.get(key), [r.row.mode]: r });
+  }
+  const body = [...lines.values()].map((byMode) => {
+    const r = (byMode.endpoint ?? byMode.proxy) as CompatRowResult;
     return [
       r.row.client,
       r.row.service,
@@ -88,21 +131,33 @@ export function renderMatrixReport(results: CompatRowResult[]): string {
       `\`${escapeCell(describeCall(r.row.call))}\``,
       escapeCell(expectedEvents(r.row)),
       r.row.needs === "verifying-moto" ? "verifying" : "non-verifying",
-      escapeCell(status),
+      ...COMPAT_MODES.map((m) => escapeCell(statusOf(byMode[m]))),
+      escapeCell(byMode.proxy?.hosts.join(", ") ?? ""),
     ];
   });
+  const byMode = COMPAT_MODES.map((m) => `${m} mode: ${totals(results.filter((r) => r.row.mode === m))}`).join("; ");
   return [
-    "# Compatibility matrix (endpoint mode)",
+    "# Compatibility matrix (client × service × operation × mode)",
     "",
     "Generated by `npx vitest run --project e2e test/compat/matrix.e2e.test.ts` from `test/compat/cases.ts`; do not edit.",
-    "Each row: a real client against `tollgate dev` (upstream: moto_server, signature-verifying unless noted),",
-    "its own principal, and exactly the expected audit events, allowed, without errorCode.",
+    "Each row: a real client against `tollgate dev --proxy-listen` (upstream: moto_server, signature-verifying",
+    "unless noted), its own principal, and exactly the expected audit events, allowed, without errorCode.",
     "",
-    `**${pass} pass, ${fail} fail, ${pending} pending** of ${results.length} rows.`,
+    `**${totals(results)} rows** (${byMode}).`,
     "",
-    renderSummaryGrid(results),
+    HOW_TO_READ,
     "",
-    table(["client", "service", "operation", "call", "expected events", "moto", "status"], rows),
+    "## Summary",
     "",
+    ...COMPAT_MODES.flatMap((m) => [renderSummaryGrid(results, m), ""]),
+    "## Rows",
+    "",
+    table(
+      ["client", "service", "operation", "call", "expected events", "moto", ...COMPAT_MODES, "Host through the proxy"],
+      body,
+    ),
+    "",
+    ...notes.map((n, i) => `- [${i + 1}] ${escapeCell(n)}`),
+    ...(notes.length > 0 ? [""] : []),
   ].join("\n");
 }

@@ -1,6 +1,7 @@
 /**
- * Runs the compatibility matrix (cases.ts): every row with its real client against one shared
- * `tollgate dev` per upstream kind, then asserts each row's own audit events. Writes MATRIX.md.
+ * Runs the compatibility matrix (cases.ts): every row with its real client, in endpoint mode and in
+ * HTTPS_PROXY mode, against one shared `tollgate dev --proxy-listen` per upstream kind, then asserts each
+ * row's own audit events. Writes MATRIX.md.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -26,22 +27,30 @@ import { runBoto3Call } from "./clients/boto3.js";
 import { runSdkCall } from "./clients/sdk-js-v3.js";
 import {
   COMPAT_CLIENTS,
+  COMPAT_MODES,
   type CompatCase,
   type CompatContext,
   type CompatNeeds,
   type CompatOutcome,
+  type CompatProxy,
   fillPlaceholders,
 } from "./compat-case.js";
 import { type CompatRowResult, renderMatrixReport, renderSummaryGrid } from "./matrix-report.js";
 
 const INCLUDE_PENDING = process.env.COMPAT_INCLUDE_PENDING === "1";
-/** Comma-separated clients to run (for local iteration); MATRIX.md is only written for full runs. */
+/**
+ * Comma-separated clients, modes or `client/mode`s to run (for local iteration, e.g. `boto3,sdk-js-v3/proxy`);
+ * MATRIX.md is only written for full runs.
+ */
 const ONLY = (process.env.COMPAT_ONLY ?? "").split(",").filter((c) => c !== "");
+const selected = (row: CompatCase): boolean =>
+  ONLY.length === 0 || [row.client, row.mode, `${row.client}/${row.mode}`].some((k) => ONLY.includes(k));
 const MATRIX_MD = join(import.meta.dirname, "MATRIX.md");
 
 interface Upstream {
   moto: MotoServer;
   dev: DevInstance;
+  proxy: CompatProxy;
   vars: Record<string, string>;
 }
 
@@ -136,6 +145,8 @@ async function createFixtures(
 async function startUpstream(needs: CompatNeeds): Promise<Upstream> {
   const moto = await startMotoServer({ verifySignatures: needs === "verifying-moto" });
   const dev = await startDev([
+    "--proxy-listen",
+    "127.0.0.1:0",
     "--upstream-endpoint",
     moto.endpoint,
     "--upstream-access-key-id",
@@ -144,7 +155,9 @@ async function startUpstream(needs: CompatNeeds): Promise<Upstream> {
     moto.secretAccessKey,
   ]);
   const vars = await createFixtures(moto, dev, needs === "non-verifying-moto");
-  return { moto, dev, vars };
+  const caFile = dev.demoEnv.AWS_CA_BUNDLE ?? "";
+  const proxy = { url: dev.demoEnv.HTTPS_PROXY ?? "", caFile, caPem: readFileSync(caFile, "utf8") };
+  return { moto, dev, proxy, vars };
 }
 
 function runClient(row: CompatCase, ctx: CompatContext): Promise<CompatOutcome> {
@@ -168,9 +181,13 @@ async function runRow(row: CompatCase, index: number): Promise<RowRun> {
     connection: "default",
     ttlSeconds: 3600n,
   });
-  const vars = { ...upstream.vars, n: String(index) };
+  const vars: Record<string, string> = { ...upstream.vars, n: String(index) };
+  // Through the proxy, the queue has its AWS URL (the SQS clients send to the queue URL's host).
+  if (row.mode === "proxy") vars.queueUrl = `https://sqs.us-east-1.amazonaws.com/${vars.account}/compat-fx`;
   const ctx: CompatContext = {
+    mode: row.mode,
     edgeUrl: upstream.dev.edgeUrl,
+    proxy: upstream.proxy,
     credential: {
       accessKeyId: issued.accessKeyId,
       secretAccessKey: issued.secretAccessKey,
@@ -216,6 +233,14 @@ function problemsOf(run: RowRun): string[] {
       problems.push(`${e.eventName}: errorCode ${e.errorCode} (${e.errorMessage ?? ""})`.slice(0, 300));
     }
   }
+  // The way in: plain HTTP to the edge's endpoint, or TLS through the proxy with AWS's own host name.
+  for (const e of events) {
+    const host = e.tlsDetails?.clientProvidedHostHeader;
+    if (row.mode === "endpoint" && host !== undefined) problems.push(`${e.eventName}: arrived over TLS as ${host}`);
+    if (row.mode === "proxy" && !/^[a-z0-9.-]+\.amazonaws\.com$/.test(host ?? "")) {
+      problems.push(`${e.eventName}: not through the proxy with an AWS host name (Host ${host ?? "none, no TLS"})`);
+    }
+  }
   for (const pattern of row.resources ?? []) {
     const re = resourcePattern(pattern, vars);
     for (const e of events) {
@@ -229,7 +254,7 @@ function problemsOf(run: RowRun): string[] {
 }
 
 const active = COMPAT_CASES.map((row, i) => ({ row, index: i + 1 })).filter(
-  ({ row }) => (INCLUDE_PENDING || row.pending === undefined) && (ONLY.length === 0 || ONLY.includes(row.client)),
+  ({ row }) => (INCLUDE_PENDING || row.pending === undefined) && selected(row),
 );
 
 beforeAll(async () => {
@@ -247,16 +272,18 @@ beforeAll(async () => {
   for (const [i, n] of needed.entries()) upstreams.set(n, started[i] as Upstream);
   timings.startup = Date.now() - t0;
 
-  // One chain per client, rows in table order; the chains run side by side.
+  // One chain per client and mode, rows in table order; the chains run side by side.
   const t1 = Date.now();
   await Promise.all(
-    COMPAT_CLIENTS.map(async (client) => {
-      const tc = Date.now();
-      for (const { row, index } of active.filter((a) => a.row.client === client)) {
-        runs.set(index, await runRow(row, index));
-      }
-      timings[client] = Date.now() - tc;
-    }),
+    COMPAT_CLIENTS.flatMap((client) =>
+      COMPAT_MODES.map(async (mode) => {
+        const tc = Date.now();
+        for (const { row, index } of active.filter((a) => a.row.client === client && a.row.mode === mode)) {
+          runs.set(index, await runRow(row, index));
+        }
+        timings[`${client}/${mode}`] = Date.now() - tc;
+      }),
+    ),
   );
   timings.calls = Date.now() - t1;
 
@@ -272,18 +299,20 @@ beforeAll(async () => {
 
   for (const [i, row] of COMPAT_CASES.entries()) {
     const run = runs.get(i + 1);
-    if (ONLY.length > 0 && !ONLY.includes(row.client)) continue;
+    if (!selected(row)) continue;
     const problems = run === undefined ? (row.pending === undefined ? ["not run"] : []) : problemsOf(run);
+    const hosts = [...new Set(run?.events.map((e) => e.tlsDetails?.clientProvidedHostHeader ?? "") ?? [])];
+    const seen = { ms: run?.ms ?? 0, hosts: hosts.filter((h) => h !== "") };
     if (row.pending !== undefined) {
       results.push({
         row,
         status: "pending",
         problems,
         ...(run === undefined ? {} : { triedPasses: problems.length === 0 }),
-        ms: run?.ms ?? 0,
+        ...seen,
       });
     } else {
-      results.push({ row, status: problems.length === 0 ? "pass" : "fail", problems, ms: run?.ms ?? 0 });
+      results.push({ row, status: problems.length === 0 ? "pass" : "fail", problems, ...seen });
     }
   }
   timings.total = Date.now() - t0;
@@ -291,10 +320,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (results.length > 0) {
-    console.log(`\nCompatibility matrix\n${renderSummaryGrid(results)}\n`);
+    console.log(`\nCompatibility matrix\n${COMPAT_MODES.map((m) => renderSummaryGrid(results, m)).join("\n\n")}\n`);
     for (const r of results.filter((x) => x.status !== "pass")) {
       console.log(
-        `${r.status.toUpperCase()} ${r.row.client} ${r.row.service} ${r.row.operation}: ${
+        `${r.status.toUpperCase()} ${r.row.client} ${r.row.mode} ${r.row.service} ${r.row.operation}: ${
           r.status === "pending" ? `${r.row.pending}${r.triedPasses === true ? " — PASSES NOW" : ""} ` : ""
         }${r.problems.join("; ")}`,
       );
@@ -319,15 +348,19 @@ afterAll(async () => {
 }, 60_000);
 
 for (const client of COMPAT_CLIENTS) {
-  describe(`compat ${client}`, () => {
-    for (const [i, row] of COMPAT_CASES.entries()) {
-      if (row.client !== client || row.pending !== undefined) continue;
-      if (ONLY.length > 0 && !ONLY.includes(client)) continue;
-      it(`${row.service} ${row.operation}${row.needs === "non-verifying-moto" ? " (non-verifying moto)" : ""}`, () => {
-        const run = runs.get(i + 1);
-        expect(run, "row was run").toBeDefined();
-        expect(run === undefined ? ["not run"] : problemsOf(run)).toEqual([]);
-      });
-    }
-  });
+  for (const mode of COMPAT_MODES) {
+    const asserted = [...COMPAT_CASES.entries()].filter(
+      ([, row]) => row.client === client && row.mode === mode && row.pending === undefined && selected(row),
+    );
+    if (asserted.length === 0) continue;
+    describe(`compat ${client} (${mode} mode)`, () => {
+      for (const [i, row] of asserted) {
+        it(`${row.service} ${row.operation}${row.needs === "non-verifying-moto" ? " (non-verifying moto)" : ""}`, () => {
+          const run = runs.get(i + 1);
+          expect(run, "row was run").toBeDefined();
+          expect(run === undefined ? ["not run"] : problemsOf(run)).toEqual([]);
+        });
+      }
+    });
+  }
 }

@@ -7,13 +7,15 @@ The case is {"service", "method", "params", "region"?, "addressing_style"?, "sig
   botocore reads itself);
 - a param value {"$file": path} is replaced by that file's bytes;
 - with "fetch" ({"method", "body"?}), the method's result is a presigned URL, which is then requested
-  with urllib (no AWS signing of its own) and the response body returned.
+  with urllib (no AWS signing of its own; HTTPS_PROXY from the environment, and AWS_CA_BUNDLE trusted
+  when set, as in proxy mode) and the response body returned.
 
 Prints {"ok": true, "output": ...} or {"ok": false, "error": "<Code>: <message>"}; exits 0 either way.
 """
 
 import json
 import os
+import ssl
 import sys
 import urllib.request
 
@@ -62,8 +64,10 @@ def main():
             req = urllib.request.Request(
                 result, method=fetch["method"], data=None if body is None else body.encode("utf-8")
             )
+            ca_bundle = os.environ.get("AWS_CA_BUNDLE")
+            context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
             try:
-                with urllib.request.urlopen(req, timeout=30) as res:
+                with urllib.request.urlopen(req, timeout=30, context=context) as res:
                     result = {"status": res.status, "body": res.read().decode("utf-8", "replace")}
             except urllib.error.HTTPError as e:
                 detail = e.read().decode("utf-8", "replace")[:300]

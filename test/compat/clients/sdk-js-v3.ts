@@ -16,6 +16,8 @@ import * as SSM from "@aws-sdk/client-ssm";
 import * as STS from "@aws-sdk/client-sts";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import type { ConnectTunnelAgent } from "../../support/connect-tunnel-agent.js";
 import {
   type CompatCall,
   type CompatContext,
@@ -24,6 +26,7 @@ import {
   describeError,
   fillPlaceholders,
 } from "../compat-case.js";
+import { fetchUrl, proxyAgent } from "./fetch-url.js";
 
 type SdkModule = Record<string, unknown>;
 interface SdkClient {
@@ -62,8 +65,15 @@ const loopbackAgent = new Agent({
   },
 });
 
-function clientConfig(ctx: CompatContext, region = "us-east-1"): Record<string, unknown> {
-  return { endpoint: ctx.edgeUrl, region, credentials: ctx.credential, maxAttempts: 1 };
+/**
+ * Endpoint mode: `endpoint` = the edge. Proxy mode: no endpoint (AWS's host names), and since SDK v3 ignores
+ * HTTPS_PROXY, a CONNECT agent through the edge's proxy trusting the Tollgate CA.
+ */
+function clientConfig(ctx: CompatContext, agent: ConnectTunnelAgent | undefined, region = "us-east-1") {
+  const config: Record<string, unknown> = { region, credentials: ctx.credential, maxAttempts: 1 };
+  if (agent === undefined) config.endpoint = ctx.edgeUrl;
+  else config.requestHandler = new NodeHttpHandler({ httpsAgent: agent });
+  return config;
 }
 
 /** `{ $file: path }` becomes the file's bytes. */
@@ -89,6 +99,7 @@ async function renderOutput(result: Record<string, unknown>): Promise<string> {
 /** Runs one SDK row; never throws. */
 export async function runSdkCall(call: CompatCall, ctx: CompatContext): Promise<CompatOutcome> {
   let client: SdkClient | undefined;
+  const agent = ctx.mode === "proxy" ? proxyAgent(ctx.proxy) : undefined;
   try {
     switch (call.kind) {
       case "sdk": {
@@ -98,15 +109,16 @@ export async function runSdkCall(call: CompatCall, ctx: CompatContext): Promise<
         if (Ctor === undefined || Command === undefined) {
           return { ok: false, error: `no SDK command ${call.client}.${call.command}` };
         }
-        const config = clientConfig(ctx, call.region);
+        const config = clientConfig(ctx, agent, call.region);
         if (call.client === "S3") {
-          if (call.addressing === "virtual") {
+          if (call.addressing !== "virtual") {
+            config.forcePathStyle = true;
+          } else if (agent === undefined) {
             const port = new URL(ctx.edgeUrl).port;
             config.endpoint = `http://localhost:${port}`;
             config.requestHandler = { httpAgent: loopbackAgent };
-          } else {
-            config.forcePathStyle = true;
           }
+          // else proxy mode: virtual-hosted is the SDK's default (`<bucket>.s3.us-east-1.amazonaws.com`).
         }
         client = new Ctor(config);
         const input = materialize(fillPlaceholders(call.input, ctx.vars)) as Record<string, unknown>;
@@ -118,7 +130,7 @@ export async function runSdkCall(call: CompatCall, ctx: CompatContext): Promise<
         return { ok: true, output: await renderOutput(await client.send(new Command(input))) };
       }
       case "sdk-upload": {
-        const s3 = new S3.S3Client({ ...clientConfig(ctx), forcePathStyle: true });
+        const s3 = new S3.S3Client({ ...clientConfig(ctx, agent), forcePathStyle: true });
         client = s3 as unknown as SdkClient;
         const upload = new Upload({
           client: s3,
@@ -131,17 +143,21 @@ export async function runSdkCall(call: CompatCall, ctx: CompatContext): Promise<
         return { ok: true, output: await renderOutput((await upload.done()) as unknown as Record<string, unknown>) };
       }
       case "sdk-presign": {
-        const s3 = new S3.S3Client({ ...clientConfig(ctx), forcePathStyle: true });
+        // Path style at the edge's IP endpoint; the SDK's default (virtual-hosted) through the proxy.
+        const s3 = new S3.S3Client({ ...clientConfig(ctx, agent), forcePathStyle: agent === undefined });
         client = s3 as unknown as SdkClient;
         const Bucket = fillPlaceholders(call.bucket, ctx.vars);
         const Key = fillPlaceholders(call.key, ctx.vars);
         const command =
           call.method === "GET" ? new S3.GetObjectCommand({ Bucket, Key }) : new S3.PutObjectCommand({ Bucket, Key });
         const url = await getSignedUrl(s3, command, { expiresIn: 600 });
-        const res = await fetch(url, { method: call.method, ...(call.body === undefined ? {} : { body: call.body }) });
-        const text = await res.text();
-        if (!res.ok) return { ok: false, error: `HTTP ${res.status}: ${text.slice(0, 300)}` };
-        return { ok: true, output: text };
+        const res = await fetchUrl(
+          url,
+          { method: call.method, ...(call.body === undefined ? {} : { body: call.body }) },
+          ctx,
+        );
+        if (res.status >= 300) return { ok: false, error: `HTTP ${res.status}: ${res.text.slice(0, 300)}` };
+        return { ok: true, output: res.text };
       }
       default:
         return { ok: false, error: `not an SDK call: ${call.kind}` };
@@ -150,5 +166,6 @@ export async function runSdkCall(call: CompatCall, ctx: CompatContext): Promise<
     return { ok: false, error: describeError(error) };
   } finally {
     client?.destroy();
+    agent?.destroy();
   }
 }
