@@ -283,8 +283,13 @@ export class AuditJournal {
    * Appends one record; resolves with its offset once it is on disk (fdatasync'd). Rejects with
    * `ERR_JOURNAL_FULL` when the backlog would exceed `maxBytes`, `ERR_JOURNAL_IO` after a write
    * failure, `ERR_JOURNAL_CLOSED` after {@link close}.
+   *
+   * `options.completesIntent`: the record completes an intent already in the journal and is
+   * accepted past `maxBytes`. Refusing it would lose the outcome of a call that reached AWS and
+   * leave its intent pending until a restart, pinning the backlog (and so the edge refusing
+   * every call) after the outage that filled it; the overshoot is bounded by the calls in flight.
    */
-  append(type: JournalRecordType, payload: Uint8Array): Promise<number> {
+  append(type: JournalRecordType, payload: Uint8Array, options?: { completesIntent?: boolean }): Promise<number> {
     if (this.#closed) return Promise.reject(new AuditJournalError("ERR_JOURNAL_CLOSED", "audit journal is closed"));
     if (this.#failed !== undefined) {
       return Promise.reject(
@@ -297,7 +302,11 @@ export class AuditJournal {
       );
     }
     const buf = encodeRecord(type, payload);
-    if (type !== JournalRecordType.Start && this.backlogBytes + buf.length > this.#o.maxBytes) {
+    if (
+      type !== JournalRecordType.Start &&
+      options?.completesIntent !== true &&
+      this.backlogBytes + buf.length > this.#o.maxBytes
+    ) {
       return Promise.reject(
         new AuditJournalError(
           "ERR_JOURNAL_FULL",

@@ -151,15 +151,16 @@ export class AuditRecorder {
 
   /**
    * Journals the call's final event (same eventID as its intent); it is then shipped. Sets
-   * `tollgate.outcome` to "completed" (in place) when unset. Never rejects: resolves false (and logs)
-   * when the completion could not be journaled — after a restart the intent is then shipped
-   * with outcome "unknown".
+   * `tollgate.outcome` to "completed" (in place) when unset. A completion is accepted even when
+   * the backlog is at `maxBytes` (see `AuditJournal.append`). Never rejects: resolves false (and
+   * logs) when the completion could not be journaled (I/O failure, journal closed) — after a
+   * restart the intent is then shipped with outcome "unknown".
    */
   async complete(handle: CallHandle, finalEvent: AuditEvent): Promise<boolean> {
     if (finalEvent.eventId !== handle.eventId) {
       throw new TypeError(`completion ${finalEvent.eventId} does not match intent ${handle.eventId}`);
     }
-    return this.#append(handle.subjectPrefix, finalEvent);
+    return this.#append(handle.subjectPrefix, finalEvent, handle.journaled);
   }
 
   /**
@@ -170,10 +171,14 @@ export class AuditRecorder {
     return this.#append(this.#o.subjectPrefix(), event);
   }
 
-  async #append(subjectPrefix: string, event: AuditEvent): Promise<boolean> {
+  async #append(subjectPrefix: string, event: AuditEvent, completesIntent = false): Promise<boolean> {
     if (event.tollgate !== undefined && event.tollgate.outcome === "") event.tollgate.outcome = "completed";
     try {
-      await this.journal.append(JournalRecordType.Final, encodeFinalPayload(encodeAuditEvent(subjectPrefix, event)));
+      await this.journal.append(
+        JournalRecordType.Final,
+        encodeFinalPayload(encodeAuditEvent(subjectPrefix, event)),
+        completesIntent ? { completesIntent } : undefined,
+      );
       return true;
     } catch (err) {
       this.#logger.error(
