@@ -68,57 +68,46 @@ export interface CallHandle {
 /** Room kept under `maxBytes` before {@link AuditRecorder.healthy} turns false. */
 const RESERVE_BYTES = 1024 * 1024;
 
-/** Journal + shipper + checkpoints behind a small request-path API; see the module comment. */
-export class AuditRecorder {
-  readonly journal: AuditJournal;
-  readonly shipper: AuditShipper;
-  readonly #o: AuditRecorderOptions;
+/**
+ * Where a {@link AuditCallRecorder} appends: the journal itself, or (in an edge worker process)
+ * the journal of the primary process over IPC (see edge-workers.ts).
+ */
+export interface AuditAppender {
+  /** Appends one record; resolves once it is durable (see `AuditJournal.append` for `completesIntent`). */
+  append(type: JournalRecordType, payload: Uint8Array, options?: { completesIntent?: boolean }): Promise<number>;
+  /** False when the journal cannot take more calls. */
+  readonly healthy: boolean;
+}
+
+/** Options of {@link AuditCallRecorder}. */
+export interface AuditCallRecorderOptions {
+  subjectPrefix: () => string;
+  failOpenConnections?: readonly string[] | "*";
+  logger?: Logger;
+}
+
+/**
+ * The request path's recorder (begin / complete / record) over an {@link AuditAppender}: it
+ * encodes the events and applies the fail-open switch. {@link AuditRecorder} is this plus the
+ * journal and the shipper of the process.
+ */
+export class AuditCallRecorder {
+  readonly #co: AuditCallRecorderOptions;
+  readonly #appender: AuditAppender;
   readonly #failOpen: ReadonlySet<string> | "*";
   readonly #logger: Logger;
 
-  private constructor(o: AuditRecorderOptions, journal: AuditJournal, shipper: AuditShipper) {
-    this.#o = o;
-    this.journal = journal;
-    this.shipper = shipper;
-    const fo = o.failOpenConnections ?? [];
+  constructor(options: AuditCallRecorderOptions, appender: AuditAppender) {
+    this.#co = options;
+    this.#appender = appender;
+    const fo = options.failOpenConnections ?? [];
     this.#failOpen = fo === "*" ? "*" : new Set(fo);
-    this.#logger = o.logger ?? silentLogger;
-  }
-
-  /** Opens the journal (repairing a torn tail) and starts shipping and checkpointing. */
-  static async open(options: AuditRecorderOptions): Promise<AuditRecorder> {
-    const journal = await AuditJournal.open({
-      dir: options.dir,
-      ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
-      ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
-    });
-    const shipper = new AuditShipper({
-      journal,
-      connect: options.connect,
-      edge: options.edge,
-      signingKey: options.signingKey,
-      subjectPrefix: options.subjectPrefix,
-      ...(options.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: options.checkpointIntervalMs } : {}),
-      ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
-      ...(options.logger !== undefined ? { logger: options.logger } : {}),
-    });
-    await shipper.start();
-    return new AuditRecorder(options, journal, shipper);
-  }
-
-  /** Public key (PEM) and id that verify this edge's checkpoints; register them with the control plane. */
-  get publicKeyPem(): string {
-    return this.#o.signingKey.publicKeyPem;
-  }
-
-  /** Id of the checkpoint key. */
-  get keyId(): string {
-    return this.#o.signingKey.keyId;
+    this.#logger = options.logger ?? silentLogger;
   }
 
   /** False when the journal cannot take more calls (write failure, or backlog near `maxBytes`). */
   get healthy(): boolean {
-    return this.journal.healthy && !this.journal.nearlyFull(RESERVE_BYTES);
+    return this.#appender.healthy;
   }
 
   /** True when calls on `connection` are forwarded even if they cannot be journaled. */
@@ -132,9 +121,9 @@ export class AuditRecorder {
    * {@link AuditUnavailableError} when it cannot record and the connection fails closed.
    */
   async begin(event: AuditEvent): Promise<CallHandle> {
-    const subjectPrefix = this.#o.subjectPrefix();
+    const subjectPrefix = this.#co.subjectPrefix();
     try {
-      await this.journal.append(JournalRecordType.Intent, encodeJournalEvent(subjectPrefix, event));
+      await this.#appender.append(JournalRecordType.Intent, encodeJournalEvent(subjectPrefix, event));
       return { eventId: event.eventId, journaled: true, subjectPrefix };
     } catch (err) {
       const connection = event.tollgate?.connection ?? "";
@@ -168,13 +157,14 @@ export class AuditRecorder {
    * Resolves false (and logs) if it could not be recorded.
    */
   record(event: AuditEvent): Promise<boolean> {
-    return this.#append(this.#o.subjectPrefix(), event);
+    return this.#append(this.#co.subjectPrefix(), event);
   }
 
   async #append(subjectPrefix: string, event: AuditEvent, completesIntent = false): Promise<boolean> {
     if (event.tollgate !== undefined && event.tollgate.outcome === "") event.tollgate.outcome = "completed";
     try {
-      await this.journal.append(
+      // Encoded once here (protobuf + JSON); the shipper only splices the chain fields in.
+      await this.#appender.append(
         JournalRecordType.Final,
         encodeFinalPayload(encodeAuditEvent(subjectPrefix, event)),
         completesIntent ? { completesIntent } : undefined,
@@ -187,6 +177,63 @@ export class AuditRecorder {
       );
       return false;
     }
+  }
+}
+
+/** Journal + shipper + checkpoints behind a small request-path API; see the module comment. */
+export class AuditRecorder extends AuditCallRecorder {
+  readonly journal: AuditJournal;
+  readonly shipper: AuditShipper;
+  readonly #o: AuditRecorderOptions;
+
+  private constructor(o: AuditRecorderOptions, journal: AuditJournal, shipper: AuditShipper) {
+    super(
+      {
+        subjectPrefix: o.subjectPrefix,
+        ...(o.failOpenConnections !== undefined ? { failOpenConnections: o.failOpenConnections } : {}),
+        ...(o.logger !== undefined ? { logger: o.logger } : {}),
+      },
+      {
+        append: (type, payload, options) => journal.append(type, payload, options),
+        get healthy() {
+          return journal.healthy && !journal.nearlyFull(RESERVE_BYTES);
+        },
+      },
+    );
+    this.#o = o;
+    this.journal = journal;
+    this.shipper = shipper;
+  }
+
+  /** Opens the journal (repairing a torn tail) and starts shipping and checkpointing. */
+  static async open(options: AuditRecorderOptions): Promise<AuditRecorder> {
+    const journal = await AuditJournal.open({
+      dir: options.dir,
+      ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+      ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
+    });
+    const shipper = new AuditShipper({
+      journal,
+      connect: options.connect,
+      edge: options.edge,
+      signingKey: options.signingKey,
+      subjectPrefix: options.subjectPrefix,
+      ...(options.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: options.checkpointIntervalMs } : {}),
+      ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    });
+    await shipper.start();
+    return new AuditRecorder(options, journal, shipper);
+  }
+
+  /** Public key (PEM) and id that verify this edge's checkpoints; register them with the control plane. */
+  get publicKeyPem(): string {
+    return this.#o.signingKey.publicKeyPem;
+  }
+
+  /** Id of the checkpoint key. */
+  get keyId(): string {
+    return this.#o.signingKey.keyId;
   }
 
   /** Stops shipping (waiting up to `drainMs` for the backlog to ship) and closes the journal. */

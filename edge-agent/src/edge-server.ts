@@ -9,7 +9,7 @@ import type { AuditEvent } from "@tollgate/proto";
 import { type GatewayCredentialClaims, openSessionToken, TollgateError } from "@tollgate/sdk";
 import { decideAccess } from "./access-policy.js";
 import { buildAuditEvent, type CallRecord, type TlsInfo } from "./audit-record.js";
-import { type AuditRecorder, AuditUnavailableError, type CallHandle } from "./audit-recorder.js";
+import { type AuditCallRecorder, AuditUnavailableError, type CallHandle } from "./audit-recorder.js";
 import { type Classification, classifyRequest } from "./aws-classifier.js";
 import { type EdgeErrorKind, edgeError, renderAwsError } from "./aws-errors.js";
 import { parseAwsResponse, upstreamRequestId } from "./aws-response-parser.js";
@@ -56,7 +56,7 @@ export interface EdgeServerOptions {
    */
   refreshConfig?: () => Promise<void>;
   /** Durable audit: journals each call before it is forwarded and ships it to JetStream. */
-  recorder: AuditRecorder;
+  recorder: AuditCallRecorder;
   /** Name recorded in every event's `tollgate.edge`. */
   edgeName: string;
   logger?: Logger;

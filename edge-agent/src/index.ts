@@ -6,8 +6,8 @@
 
 export type { AccessDecision, AccessRequest } from "./access-policy.js";
 export { decideAccess } from "./access-policy.js";
-export type { AuditRecorderOptions, CallHandle } from "./audit-recorder.js";
-export { AuditRecorder, AuditUnavailableError } from "./audit-recorder.js";
+export type { AuditAppender, AuditCallRecorderOptions, AuditRecorderOptions, CallHandle } from "./audit-recorder.js";
+export { AuditCallRecorder, AuditRecorder, AuditUnavailableError } from "./audit-recorder.js";
 export type { EdgeConfigSnapshot, EdgeConfigSourceOptions, EdgeConnectionConfig } from "./edge-config.js";
 export { EdgeConfigSource } from "./edge-config.js";
 export type { EdgeServerOptions } from "./edge-server.js";

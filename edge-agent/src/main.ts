@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The edge agent process: reads its environment (only here), wires the parts, listens.
+import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import type * as http from "node:http";
 import * as https from "node:https";
-import { homedir, hostname } from "node:os";
+import { availableParallelism, homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { trace } from "@opentelemetry/api";
@@ -12,12 +13,13 @@ import { detectResources, envDetector, resourceFromAttributes } from "@opentelem
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { type ControlPlaneClient, createControlPlaneClient, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
 import { pino } from "pino";
-import { AuditRecorder } from "./audit-recorder.js";
+import { AuditCallRecorder, AuditRecorder } from "./audit-recorder.js";
 import { awsModels } from "./aws-models.js";
 import { EdgeConfigSource } from "./edge-config.js";
 import { loadOrEnroll } from "./edge-enrollment.js";
 import { createEdgeRequestHandler, createEdgeServer, handleExpectContinue } from "./edge-server.js";
 import { loadOrCreateEdgeSigningKey } from "./edge-signing-key.js";
+import { serveWorkerJournal, WorkerJournalClient } from "./edge-workers.js";
 import { createProxyServer, DEFAULT_PROXY_ALLOWED_HOSTS } from "./proxy-server.js";
 import { TollgateCa } from "./tollgate-ca.js";
 import { UpstreamCredentialResolver } from "./upstream-credentials.js";
@@ -138,13 +140,28 @@ const edgeAwsCredentials =
       }
     : undefined;
 
-// Load and index the AWS models now, not on the first call.
-awsModels();
+// Worker processes (see edge-workers.ts): default one per core; 1 = a single process. The
+// primary does everything below up to the journal before it forks, so workers find the signing
+// key, the enrollment and the CA on disk and never enroll or create anything themselves.
+const workersRaw = env("TOLLGATE_EDGE_WORKERS", String(availableParallelism()));
+const workerCount = Number(workersRaw);
+if (!Number.isInteger(workerCount) || workerCount < 1 || workerCount > 64) {
+  fail(`TOLLGATE_EDGE_WORKERS must be an integer from 1 to 64, got "${workersRaw}"`);
+}
+/** This process serves requests (a worker, or the only process). */
+const serves = cluster.isWorker || workerCount === 1;
+/** This process owns the journal, the shipper and the checkpoint key (the primary, or the only process). */
+const journals = cluster.isPrimary;
+
+// Load and index the AWS models now, not on the first call (only where requests are served).
+if (serves) awsModels();
 
 // Fail fast with one line if NATS is unreachable; the audit shipper keeps its own connection.
-await connect({ servers: natsServers, name: "tollgate-edge-probe" })
-  .then((probe) => probe.close())
-  .catch(() => fail(`cannot reach NATS at ${natsUrl}`));
+if (journals) {
+  await connect({ servers: natsServers, name: "tollgate-edge-probe" })
+    .then((probe) => probe.close())
+    .catch(() => fail(`cannot reach NATS at ${natsUrl}`));
+}
 
 // The Ed25519 key signs audit checkpoints and, once enrolled, every control-plane request.
 const signingKeyFile = join(home, "edge", "signing-key.json");
@@ -189,7 +206,10 @@ if (enrollment !== undefined) {
   client = createControlPlaneClient({ baseUrl: controlPlaneUrl, token: edgeToken, timeoutMs: 10_000 });
 }
 
-const logger = pino({ level: logLevel, base: { service: "tollgate-edge", edge: edgeName } });
+const logger = pino({
+  level: logLevel,
+  base: { service: "tollgate-edge", edge: edgeName, ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}) },
+});
 let tracerProvider: BasicTracerProvider | undefined;
 if (tracingOn) {
   tracerProvider = new BasicTracerProvider({
@@ -201,9 +221,10 @@ if (tracingOn) {
   trace.setGlobalTracerProvider(tracerProvider);
   logger.info({ event: "tracing", endpoint: otlpEndpoint }, "exporting OpenTelemetry traces");
 }
-if (legacyToken) {
+// Said once, by the primary.
+if (journals && legacyToken) {
   logger.warn({ event: "legacy_edge_token" }, "using the shared legacy edge token; enroll this edge instead");
-} else {
+} else if (journals) {
   logger.info({ event: "edge_enrolled", keyId: signingKey.keyId }, "authenticating as an enrolled edge");
 }
 const config = new EdgeConfigSource({ client, edgeName, logger });
@@ -214,56 +235,37 @@ await config
       `cannot get configuration from the control plane at ${controlPlaneUrl}: ${err instanceof Error ? err.message : String(err)}`,
     ),
   );
-if (legacyToken) {
+if (legacyToken && journals) {
   await client.edge
     .registerEdgeKey({ edgeName, publicKeyPem: signingKey.publicKeyPem })
     .catch((err: unknown) =>
       fail(`cannot register the edge key with the control plane: ${err instanceof Error ? err.message : String(err)}`),
     );
 }
-const recorder = await AuditRecorder.open({
-  dir: journalDir,
-  connect: () => connect({ servers: natsServers, name: `tollgate-edge-${edgeName}-shipper`, reconnect: false }),
-  edge: edgeName,
-  signingKey,
-  subjectPrefix: () => config.snapshot.auditSubjectPrefix || DEFAULT_AUDIT_SUBJECT_PREFIX,
-  failOpenConnections,
-  maxBytes: journalMaxBytes,
-  logger,
-}).catch((err: unknown) =>
-  fail(`cannot open the audit journal in ${journalDir}: ${err instanceof Error ? err.message : String(err)}`),
-);
-const edgeOptions = {
-  config: () => config.snapshot,
-  refreshConfig: () => config.refreshIfOlderThan(500),
-  recorder,
-  edgeName,
-  logger,
-  webIdentity: controlPlaneWebIdentityExchanger(client, edgeName),
-  upstreamCredentials: new UpstreamCredentialResolver({ edgeCredentials: edgeAwsCredentials, logger }),
-};
-const handler = createEdgeRequestHandler(edgeOptions);
-let server: http.Server;
-if (tlsFiles === undefined) {
-  server = createEdgeServer(edgeOptions);
-} else {
-  try {
-    server = https.createServer({ ...tlsFiles, keepAlive: true, requestTimeout: 0 }, handler);
-    handleExpectContinue(server, handler);
-  } catch (err) {
-    fail(`TOLLGATE_EDGE_TLS_CERT_FILE/TOLLGATE_EDGE_TLS_KEY_FILE: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  server.on("tlsClientError", () => {});
+const subjectPrefix = (): string => config.snapshot.auditSubjectPrefix || DEFAULT_AUDIT_SUBJECT_PREFIX;
+let journalRecorder: AuditRecorder | undefined;
+if (journals) {
+  journalRecorder = await AuditRecorder.open({
+    dir: journalDir,
+    connect: () => connect({ servers: natsServers, name: `tollgate-edge-${edgeName}-shipper`, reconnect: false }),
+    edge: edgeName,
+    signingKey,
+    subjectPrefix,
+    failOpenConnections,
+    maxBytes: journalMaxBytes,
+    logger,
+  }).catch((err: unknown) =>
+    fail(`cannot open the audit journal in ${journalDir}: ${err instanceof Error ? err.message : String(err)}`),
+  );
 }
 
-let proxy: http.Server | undefined;
+let ca: TollgateCa | undefined;
 if (proxyListen !== undefined) {
+  // Created by the primary before any worker starts; workers load the same files.
   const caKeyFile = join(home, "edge", "ca-key.pem");
-  const ca = await TollgateCa.loadOrCreate({ keyFile: caKeyFile, certFile: join(home, "ca.pem") }).catch(
-    (err: unknown) =>
-      fail(`cannot load or create the Tollgate CA (${caKeyFile}): ${err instanceof Error ? err.message : String(err)}`),
+  ca = await TollgateCa.loadOrCreate({ keyFile: caKeyFile, certFile: join(home, "ca.pem") }).catch((err: unknown) =>
+    fail(`cannot load or create the Tollgate CA (${caKeyFile}): ${err instanceof Error ? err.message : String(err)}`),
   );
-  proxy = createProxyServer({ handler, ca, allowedHosts: proxyAllowedHosts, logger });
 }
 
 function listenOn(s: http.Server, at: { host: string; port: number }, scheme: string): Promise<string> {
@@ -278,27 +280,137 @@ function listenOn(s: http.Server, at: { host: string; port: number }, scheme: st
   });
 }
 
-// The proxy's ready line comes first: whoever waits for "ready" has both addresses by then.
-if (proxy !== undefined && proxyListen !== undefined) {
-  const proxyUrl = await listenOn(proxy, proxyListen, "http");
-  logger.info({ event: "proxy-ready", url: proxyUrl, caFile: join(home, "ca.pem") }, "proxy listening");
+/** What a worker tells the primary once it listens. */
+interface WorkerReady {
+  tollgate: "worker-ready";
+  url: string;
+  proxyUrl?: string;
 }
-const edgeUrl = await listenOn(server, listen, tlsFiles === undefined ? "http" : "https");
-logger.info({ event: "ready", url: edgeUrl }, "edge listening");
 
-let stopping = false;
-async function stop(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({}, "edge stopping");
-  config.close();
-  proxy?.close();
-  proxy?.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
-  server.closeAllConnections();
-  await recorder.close(2000).catch(() => {});
-  await tracerProvider?.shutdown().catch(() => {});
-  process.exit(0);
+if (serves) {
+  const recorder: AuditCallRecorder =
+    journalRecorder ??
+    new AuditCallRecorder(
+      { subjectPrefix, failOpenConnections, logger },
+      // The primary is gone: exit at once rather than answer calls that cannot be journaled.
+      new WorkerJournalClient(process, () => process.exit(1)),
+    );
+  const edgeOptions = {
+    config: () => config.snapshot,
+    refreshConfig: () => config.refreshIfOlderThan(500),
+    recorder,
+    edgeName,
+    logger,
+    webIdentity: controlPlaneWebIdentityExchanger(client, edgeName),
+    upstreamCredentials: new UpstreamCredentialResolver({ edgeCredentials: edgeAwsCredentials, logger }),
+  };
+  const handler = createEdgeRequestHandler(edgeOptions);
+  let server: http.Server;
+  if (tlsFiles === undefined) {
+    server = createEdgeServer(edgeOptions);
+  } else {
+    try {
+      server = https.createServer({ ...tlsFiles, keepAlive: true, requestTimeout: 0 }, handler);
+      handleExpectContinue(server, handler);
+    } catch (err) {
+      fail(
+        `TOLLGATE_EDGE_TLS_CERT_FILE/TOLLGATE_EDGE_TLS_KEY_FILE: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    server.on("tlsClientError", () => {});
+  }
+  let proxy: http.Server | undefined;
+  if (ca !== undefined) proxy = createProxyServer({ handler, ca, allowedHosts: proxyAllowedHosts, logger });
+
+  // The proxy's ready line comes first: whoever waits for "ready" has both addresses by then.
+  let proxyUrl: string | undefined;
+  if (proxy !== undefined && proxyListen !== undefined) {
+    proxyUrl = await listenOn(proxy, proxyListen, "http");
+    if (cluster.isPrimary) {
+      logger.info({ event: "proxy-ready", url: proxyUrl, caFile: join(home, "ca.pem") }, "proxy listening");
+    }
+  }
+  const edgeUrl = await listenOn(server, listen, tlsFiles === undefined ? "http" : "https");
+  if (cluster.isPrimary) logger.info({ event: "ready", url: edgeUrl }, "edge listening");
+  else {
+    const ready: WorkerReady = { tollgate: "worker-ready", url: edgeUrl, ...(proxyUrl ? { proxyUrl } : {}) };
+    process.send?.(ready);
+  }
+
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({}, "edge stopping");
+    config.close();
+    proxy?.close();
+    proxy?.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    server.closeAllConnections();
+    await journalRecorder?.close(2000).catch(() => {});
+    await tracerProvider?.shutdown().catch(() => {});
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop());
+  process.on("SIGTERM", () => void stop());
+} else {
+  // The primary of several workers: journal, shipper and checkpoints; workers serve requests.
+  const recorder = journalRecorder as AuditRecorder;
+  const appender = {
+    append: (...args: Parameters<AuditRecorder["journal"]["append"]>) => recorder.journal.append(...args),
+    get healthy() {
+      return recorder.healthy;
+    },
+  };
+  cluster.setupPrimary({ serialization: "advanced" });
+  let stopping = false;
+  const workers = Array.from({ length: workerCount }, () => cluster.fork());
+  const readies = workers.map(
+    (w) =>
+      new Promise<WorkerReady>((resolve) => {
+        serveWorkerJournal(w, appender);
+        w.on("message", (m: unknown) => {
+          if (typeof m === "object" && m !== null && (m as WorkerReady).tollgate === "worker-ready") {
+            resolve(m as WorkerReady);
+          }
+        });
+      }),
+  );
+  const stopAll = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({}, "edge stopping");
+    config.close();
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.isDead()) return resolve();
+            const t = setTimeout(() => w.process.kill("SIGKILL"), 10_000);
+            w.once("exit", () => {
+              clearTimeout(t);
+              resolve();
+            });
+            w.process.kill("SIGTERM");
+          }),
+      ),
+    );
+    await recorder.close(2000).catch(() => {});
+    await tracerProvider?.shutdown().catch(() => {});
+    process.exit(code);
+  };
+  // Fail-stop: a worker that dies takes the edge down (see edge-workers.ts).
+  cluster.on("exit", (w, code, signal) => {
+    if (stopping) return;
+    logger.error({ worker: w.id, code, signal }, "edge worker exited; stopping the edge");
+    void stopAll(1);
+  });
+  process.on("SIGINT", () => void stopAll(0));
+  process.on("SIGTERM", () => void stopAll(0));
+  const ready = await Promise.all(readies);
+  const first = ready[0] as WorkerReady;
+  if (first.proxyUrl !== undefined) {
+    logger.info({ event: "proxy-ready", url: first.proxyUrl, caFile: join(home, "ca.pem") }, "proxy listening");
+  }
+  logger.info({ event: "ready", url: first.url, workers: workerCount }, "edge listening");
 }
-process.on("SIGINT", () => void stop());
-process.on("SIGTERM", () => void stop());

@@ -11,7 +11,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AuditEvent } from "@tollgate/proto";
 import { assumedRoleArn, type ControlPlaneClient, PLACEHOLDER_ACCOUNT_ID, parseWorkloadRoleArn } from "@tollgate/sdk";
 import { buildAuditEvent, type CallRecord, type TlsInfo } from "./audit-record.js";
-import { type AuditRecorder, AuditUnavailableError, type CallHandle } from "./audit-recorder.js";
+import { type AuditCallRecorder, AuditUnavailableError, type CallHandle } from "./audit-recorder.js";
 import type { AwsResource, Classification } from "./aws-classifier.js";
 import { renderAwsError } from "./aws-errors.js";
 import { type CallSpan, endCallSpan } from "./call-span.js";
@@ -207,7 +207,7 @@ export interface WebIdentityCallContext {
   startedAt: number;
   bytesIn: number;
   exchanger: WebIdentityExchanger;
-  recorder: AuditRecorder;
+  recorder: AuditCallRecorder;
   edgeName: string;
   logger: Logger;
   config: EdgeConfigSnapshot | undefined;
