@@ -198,6 +198,8 @@ export interface AuditShipperStats {
 }
 
 const STATE_VERSION = 1;
+/** Shortest time between two writes of the shipping state. */
+const PERSIST_INTERVAL_MS = 100;
 
 /** Interrupted intent → the event that is shipped for it. */
 export function interruptedEvent(intent: AuditEvent): AuditEvent {
@@ -227,6 +229,7 @@ export class AuditShipper {
   #lastPrefix = "";
   #persisting: Promise<void> | undefined;
   #persistAgain = false;
+  #lastPersistAt = 0;
   #nc: NatsConnection | undefined;
   #js: JetStreamClient | undefined;
   /** Acknowledgement inbox of the current connection. */
@@ -613,6 +616,11 @@ export class AuditShipper {
     }
   }
 
+  /**
+   * Writes the acknowledged state soon, at most once per {@link PERSIST_INTERVAL_MS}: each write
+   * costs two fsyncs, and a state that lags a little only means a longer (deduplicated) replay
+   * after a crash.
+   */
   #schedulePersist(): void {
     if (this.#persisting !== undefined) {
       this.#persistAgain = true;
@@ -621,6 +629,9 @@ export class AuditShipper {
     this.#persisting = (async () => {
       do {
         this.#persistAgain = false;
+        const wait = this.#lastPersistAt + PERSIST_INTERVAL_MS - performance.now();
+        if (wait > 0 && this.#running) await sleep(wait);
+        this.#lastPersistAt = performance.now();
         await this.#persist().catch((err: unknown) =>
           this.#o.logger.error(
             { err: err instanceof Error ? err.message : String(err) },
