@@ -74,7 +74,7 @@ export interface EdgeServerOptions {
    */
   webIdentity?: WebIdentityExchanger;
   /** Resolves the credentials forwarded calls are signed with. Default: static keys only (no edge credentials). */
-  upstreamCredentials?: UpstreamCredentialResolver;
+  upstreamCredentials?: Pick<UpstreamCredentialResolver, "resolve">;
   /**
    * Tracer for each call's SERVER span. Default: `@opentelemetry/api`'s global tracer provider
    * (a no-op unless `main.ts` registered an SDK).

@@ -1,6 +1,12 @@
 import type { Worker } from "node:cluster";
 import type { JournalRecordType } from "./audit-journal.js";
 import type { AuditAppender } from "./audit-recorder.js";
+import type { EdgeConnectionConfig } from "./edge-config.js";
+import {
+  type ResolvedUpstream,
+  type UpstreamCredentialResolver,
+  UpstreamCredentialsError,
+} from "./upstream-credentials.js";
 
 /**
  * Edge worker processes (`TOLLGATE_EDGE_WORKERS`, default one per core): every worker serves
@@ -155,5 +161,89 @@ export class WorkerJournalClient implements AuditAppender {
     const err = new Error("the edge's primary process is gone");
     for (const w of this.#waiting.values()) w.reject(err);
     this.#waiting.clear();
+  }
+}
+
+/** Worker → primary: resolve a role-assuming connection's credentials. */
+interface ResolveMessage {
+  tollgate: "upstream-resolve";
+  id: number;
+  connection: EdgeConnectionConfig;
+  principal: string;
+}
+
+/** Primary → worker: the resolved credentials, or why not. */
+interface ResolvedMessage {
+  tollgate: "upstream-resolved";
+  id: number;
+  resolved?: ResolvedUpstream;
+  error?: string;
+}
+
+/** What the edge needs to sign forwarded calls with (see upstream-credentials.ts). */
+export type UpstreamResolver = Pick<UpstreamCredentialResolver, "resolve">;
+
+/**
+ * Primary side: resolves workers' role-assuming connections with the primary's resolver, so
+ * the edge keeps one AssumeRole session cache (one AssumeRole per connection and principal, not
+ * one per worker).
+ */
+export function serveWorkerUpstream(worker: Worker, resolver: UpstreamResolver): () => void {
+  const onMessage = (m: unknown): void => {
+    if (typeof m !== "object" || m === null || (m as ResolveMessage).tollgate !== "upstream-resolve") return;
+    const req = m as ResolveMessage;
+    void resolver
+      .resolve(req.connection, req.principal)
+      .then(
+        (resolved) => ({ tollgate: "upstream-resolved" as const, id: req.id, resolved }),
+        (err: unknown) => ({
+          tollgate: "upstream-resolved" as const,
+          id: req.id,
+          error: err instanceof Error ? err.message : String(err),
+        }),
+      )
+      .then((reply: ResolvedMessage) => {
+        if (worker.isConnected()) worker.send(reply);
+      });
+  };
+  worker.on("message", onMessage);
+  return () => worker.off("message", onMessage);
+}
+
+/**
+ * Worker side: static and edge credentials resolve here; role-assuming connections are resolved
+ * by the primary (one shared session cache).
+ */
+export class WorkerUpstreamResolver implements UpstreamResolver {
+  readonly #local: UpstreamResolver;
+  readonly #proc: NodeJS.Process;
+  #nextId = 1;
+  readonly #waiting = new Map<number, { resolve: (r: ResolvedUpstream) => void; reject: (e: Error) => void }>();
+
+  constructor(proc: NodeJS.Process, local: UpstreamResolver) {
+    this.#proc = proc;
+    this.#local = local;
+    proc.on("message", (m: unknown) => {
+      if (typeof m !== "object" || m === null || (m as ResolvedMessage).tollgate !== "upstream-resolved") return;
+      const msg = m as ResolvedMessage;
+      const w = this.#waiting.get(msg.id);
+      if (w === undefined) return;
+      this.#waiting.delete(msg.id);
+      if (msg.resolved !== undefined) w.resolve(msg.resolved);
+      else w.reject(new UpstreamCredentialsError(msg.error ?? "upstream credentials unavailable"));
+    });
+  }
+
+  resolve(connection: EdgeConnectionConfig, principal: string): Promise<ResolvedUpstream> {
+    if (connection.roleArn === "") return this.#local.resolve(connection, principal);
+    if (this.#proc.connected !== true || this.#proc.send === undefined) {
+      return Promise.reject(new UpstreamCredentialsError("the edge's primary process is gone"));
+    }
+    const id = this.#nextId++;
+    const m: ResolveMessage = { tollgate: "upstream-resolve", id, connection, principal };
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      this.#proc.send?.(m);
+    });
   }
 }

@@ -19,7 +19,12 @@ import { EdgeConfigSource } from "./edge-config.js";
 import { loadOrEnroll } from "./edge-enrollment.js";
 import { createEdgeRequestHandler, createEdgeServer, handleExpectContinue } from "./edge-server.js";
 import { loadOrCreateEdgeSigningKey } from "./edge-signing-key.js";
-import { serveWorkerJournal, WorkerJournalClient } from "./edge-workers.js";
+import {
+  serveWorkerJournal,
+  serveWorkerUpstream,
+  WorkerJournalClient,
+  WorkerUpstreamResolver,
+} from "./edge-workers.js";
 import { createProxyServer, DEFAULT_PROXY_ALLOWED_HOSTS } from "./proxy-server.js";
 import { TollgateCa } from "./tollgate-ca.js";
 import { UpstreamCredentialResolver } from "./upstream-credentials.js";
@@ -259,6 +264,9 @@ if (journals) {
   );
 }
 
+// One AssumeRole session cache per edge: the primary's (workers ask it, see edge-workers.ts).
+const localUpstream = new UpstreamCredentialResolver({ edgeCredentials: edgeAwsCredentials, logger });
+
 let ca: TollgateCa | undefined;
 if (proxyListen !== undefined) {
   // Created by the primary before any worker starts; workers load the same files.
@@ -302,7 +310,7 @@ if (serves) {
     edgeName,
     logger,
     webIdentity: controlPlaneWebIdentityExchanger(client, edgeName),
-    upstreamCredentials: new UpstreamCredentialResolver({ edgeCredentials: edgeAwsCredentials, logger }),
+    upstreamCredentials: cluster.isWorker ? new WorkerUpstreamResolver(process, localUpstream) : localUpstream,
   };
   const handler = createEdgeRequestHandler(edgeOptions);
   let server: http.Server;
@@ -369,6 +377,7 @@ if (serves) {
     (w) =>
       new Promise<WorkerReady>((resolve) => {
         serveWorkerJournal(w, appender);
+        serveWorkerUpstream(w, localUpstream);
         w.on("message", (m: unknown) => {
           if (typeof m === "object" && m !== null && (m as WorkerReady).tollgate === "worker-ready") {
             resolve(m as WorkerReady);
