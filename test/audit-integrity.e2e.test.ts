@@ -106,11 +106,13 @@ beforeAll(async () => {
     });
   });
   env = { ...cpEnv, TOLLGATE_API_URL: apiUrl };
-  const edgeClient = createControlPlaneClient({
+  // The edge enrolls its key (which registers it for checkpoint verification).
+  const admin = createControlPlaneClient({
     baseUrl: apiUrl,
-    token: (await readFile(join(home, "edge.token"), "utf8")).trim(),
+    token: (await readFile(join(home, "admin.token"), "utf8")).trim(),
   });
-  await edgeClient.edge.registerEdgeKey({ edgeName: edge, publicKeyPem: key.publicKeyPem });
+  const { token } = await admin.edgeAdmin.createEnrollmentToken({ edgeName: edge });
+  await createControlPlaneClient({ baseUrl: apiUrl }).edgeEnrollment.enroll({ token, publicKeyPem: key.publicKeyPem });
   nc = await connect({ servers: NATS_URL });
   js = jetstream(nc);
   events.push(...chain(8));

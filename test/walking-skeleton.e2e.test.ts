@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import {
@@ -14,10 +13,11 @@ import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { Decision } from "@tollgate/proto";
-import { auditEventFromJson, createControlPlaneClient, issueGatewayCredential } from "@tollgate/sdk";
+import { auditEventFromJson, issueGatewayCredential } from "@tollgate/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countByName, queryAll, waitForEvents } from "./support/audit.js";
 import { type DevInstance, NATS_URL, runProcess, startDev } from "./support/dev-instance.js";
+import { enrolledEdgeClient } from "./support/tollgate-processes.js";
 
 interface IssuedCredential {
   accessKeyId: string;
@@ -265,8 +265,7 @@ describe("refusals", () => {
     expect(err?.$metadata.httpStatusCode).toBe(403);
 
     // A credential sealed with the real credential key, but issued two hours ago with a 1 h TTL.
-    const edgeToken = readFileSync(join(dev.home, "edge.token"), "utf8").trim();
-    const cfg = await createControlPlaneClient({ baseUrl: dev.apiUrl, token: edgeToken }).edge.getEdgeConfig({});
+    const cfg = await (await enrolledEdgeClient(dev.home, dev.apiUrl, "e2e-expired")).edge.getEdgeConfig({});
     const key = cfg.credentialKeys[0];
     if (key === undefined) throw new Error("no credential key");
     const expired = issueGatewayCredential({
@@ -293,9 +292,8 @@ describe("refusals", () => {
 
 describe("secrets", () => {
   it("no event, log line or printed line contains an upstream or gateway secret", async () => {
-    const edgeToken = readFileSync(join(dev.home, "edge.token"), "utf8").trim();
-    const edgeClient = createControlPlaneClient({ baseUrl: dev.apiUrl, token: edgeToken });
-    const cfg = await edgeClient.edge.getEdgeConfig({ edgeName: "e2e" });
+    const edgeClient = await enrolledEdgeClient(dev.home, dev.apiUrl, "e2e-secrets");
+    const cfg = await edgeClient.edge.getEdgeConfig({ edgeName: "e2e-secrets" });
     const upstreamSecret = cfg.connections.find((c) => c.name === "default")?.upstreamSecretAccessKey ?? "";
     expect(upstreamSecret.length).toBeGreaterThan(10);
 

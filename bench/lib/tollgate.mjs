@@ -77,6 +77,15 @@ export async function startTollgate({ upstreams, region = "us-east-1" }) {
         ]),
       );
     }
+    // The edge enrolls on its first start; restarts (startEdge) reuse $TOLLGATE_HOME/edge/enrollment.json.
+    // A BENCH_REPO build from before enrollment has no such command and uses edge.token instead.
+    try {
+      t.env.TOLLGATE_EDGE_ENROLL_TOKEN = JSON.parse(
+        await cli(["edge", "enroll-token", "--name", t.env.TOLLGATE_EDGE_NAME, "--json"]),
+      ).token;
+    } catch (err) {
+      process.stderr.write(`bench: no enrollment token (a build without enrollment?): ${err.message}\n`);
+    }
     await startEdge(t, []);
     return t;
   } catch (err) {

@@ -40,7 +40,8 @@ const subjectPrefix = `tgint_${id}`;
 let home: string;
 let cp: ControlPlane;
 let admin: ControlPlaneClient;
-let edgeClient: ControlPlaneClient;
+/** Unauthenticated: Enroll carries its one-time token in the request. */
+let anonymous: ControlPlaneClient;
 let nc: NatsConnection;
 let js: JetStreamClient;
 let lastSeq = 0;
@@ -120,12 +121,15 @@ async function alertsFor(
     .map((a) => ({ kind: a.kind, sequence: a.sequence, eventId: a.eventId, detail: a.detail }));
 }
 
-async function newEdge(): Promise<{ name: string; key: EdgeSigningKey }> {
+/** An enrolled edge (enrollment registers its checkpoint key) and a client signing as it. */
+async function newEdge(): Promise<{ name: string; key: EdgeSigningKey; client: ControlPlaneClient }> {
   const name = `edge-${randomBytes(3).toString("hex")}`;
   const key = generateEdgeSigningKey();
-  const res = await edgeClient.edge.registerEdgeKey({ edgeName: name, publicKeyPem: key.publicKeyPem });
+  const { token } = await admin.edgeAdmin.createEnrollmentToken({ edgeName: name });
+  const res = await anonymous.edgeEnrollment.enroll({ token, publicKeyPem: key.publicKeyPem });
   expect(res.keyId).toBe(key.keyId);
-  return { name, key };
+  const client = createControlPlaneClient({ baseUrl: cp.url, edgeAuth: { edgeName: name, key } });
+  return { name, key, client };
 }
 
 function cpAt(key: EdgeSigningKey, edge: string, ev: AuditEvent): Checkpoint {
@@ -140,10 +144,7 @@ beforeAll(async () => {
     baseUrl: cp.url,
     token: (await readFile(join(home, "admin.token"), "utf8")).trim(),
   });
-  edgeClient = createControlPlaneClient({
-    baseUrl: cp.url,
-    token: (await readFile(join(home, "edge.token"), "utf8")).trim(),
-  });
+  anonymous = createControlPlaneClient({ baseUrl: cp.url });
   nc = await connect({ servers: NATS_URL });
   js = jetstream(nc);
 });
@@ -163,7 +164,7 @@ afterAll(async () => {
 
 describe("edge key registry", () => {
   it("registers Ed25519 keys, lists them, and refuses other keys and bad names", async () => {
-    const { name, key } = await newEdge();
+    const { name, key, client: edgeClient } = await newEdge();
     // Same key again: same id, still one record.
     await edgeClient.edge.registerEdgeKey({ edgeName: name, publicKeyPem: key.publicKeyPem });
     const listed = (await admin.edge.listEdges({})).keys.filter((k) => k.edgeName === name);

@@ -64,6 +64,11 @@ export interface ControlPlaneOptions {
   saml?: SamlConfig | undefined;
   /** Lifetime of people's session tokens, seconds; capped at 12 h and by the IdP's token. Default 8 h. */
   sessionTtlSec?: number;
+  /**
+   * Legacy/dev switch: accept the shared edge bearer token (`$TOLLGATE_HOME/edge.token`) as an
+   * edge credential. Default false: edges authenticate only by enrollment (signed requests).
+   */
+  allowSharedEdgeToken?: boolean;
 }
 
 /** {@link ControlPlaneOptions} with every default filled in. */
@@ -93,5 +98,6 @@ export function resolveControlPlaneOptions(options: ControlPlaneOptions): Resolv
     oidc: options.oidc,
     saml: options.saml,
     sessionTtlSec: options.sessionTtlSec ?? DEFAULT_SESSION_TTL_SEC,
+    allowSharedEdgeToken: options.allowSharedEdgeToken ?? false,
   };
 }

@@ -25,11 +25,14 @@ import {
   auditSubject,
   type ControlPlaneClient,
   createControlPlaneClient,
+  type EdgeSigningKey,
+  generateEdgeSigningKey,
   openSessionToken,
 } from "@tollgate/sdk";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ControlPlane } from "./control-plane.js";
+import type { ControlPlaneOptions } from "./control-plane-options.js";
 import type { Logger } from "./logger.js";
 
 const NATS_URL = "nats://127.0.0.1:4222";
@@ -58,11 +61,14 @@ let cp: ControlPlane;
 let adminToken: string;
 let edgeToken: string;
 let admin: ControlPlaneClient;
+/** An enrolled edge's key (edge `test-edge`); {@link edgeClient} signs with it. */
+let edgeKey: EdgeSigningKey;
 let redis: Redis;
 let nc: NatsConnection;
 
-function newControlPlane(): ControlPlane {
+function newControlPlane(extra: Partial<ControlPlaneOptions> = {}): ControlPlane {
   return new ControlPlane({
+    ...extra,
     home,
     natsUrl: NATS_URL,
     redisUrl: REDIS_URL,
@@ -73,6 +79,11 @@ function newControlPlane(): ControlPlane {
     port: 0,
     logger,
   });
+}
+
+/** A client of the enrolled edge `test-edge` (signed requests, no bearer token). */
+function edgeClient(): ControlPlaneClient {
+  return createControlPlaneClient({ baseUrl: cp.url, edgeAuth: { edgeName: "test-edge", key: edgeKey } });
 }
 
 async function expectCode(p: Promise<unknown>, code: Code): Promise<ConnectError> {
@@ -103,6 +114,12 @@ beforeAll(async () => {
   adminToken = (await readFile(join(home, "admin.token"), "utf8")).trim();
   edgeToken = (await readFile(join(home, "edge.token"), "utf8")).trim();
   admin = createControlPlaneClient({ baseUrl: cp.url, token: adminToken });
+  const { token } = await admin.edgeAdmin.createEnrollmentToken({ edgeName: "test-edge" });
+  edgeKey = generateEdgeSigningKey();
+  await createControlPlaneClient({ baseUrl: cp.url }).edgeEnrollment.enroll({
+    token,
+    publicKeyPem: edgeKey.publicKeyPem,
+  });
   redis = new Redis(REDIS_URL);
   nc = await connect({ servers: NATS_URL });
 });
@@ -149,12 +166,12 @@ describe("auth", () => {
     await expectCode(wrong.edge.getEdgeConfig({}), Code.Unauthenticated);
   });
 
-  it("refuses the edge token on admin APIs but accepts it on EdgeService", async () => {
-    const edge = createControlPlaneClient({ baseUrl: cp.url, token: edgeToken });
+  it("refuses an enrolled edge on admin APIs but accepts it on EdgeService", async () => {
+    const edge = edgeClient();
     await expectCode(edge.connections.listConnections({}), Code.PermissionDenied);
     await expectCode(edge.credentials.issueCredential({ principal: "x" }), Code.PermissionDenied);
     await expectCode(edge.audit.queryEvents({}), Code.PermissionDenied);
-    const res = await edge.edge.getEdgeConfig({ edgeName: "test" });
+    const res = await edge.edge.getEdgeConfig({ edgeName: "test-edge" });
     expect(res.audit?.stream).toBe(stream);
     expect(res.audit?.subjectPrefix).toBe(subjectPrefix);
   });
@@ -256,7 +273,7 @@ describe("ConnectionService", () => {
   });
 
   it("hands decrypted secrets to edges only", async () => {
-    const edge = createControlPlaneClient({ baseUrl: cp.url, token: edgeToken });
+    const edge = edgeClient();
     const config = await edge.edge.getEdgeConfig({ edgeName: "test-edge" });
     const def = config.connections.find((c) => c.name === "default");
     expect(def?.upstreamSecretAccessKey).toBe(secret);
@@ -273,7 +290,7 @@ describe("CredentialService", () => {
     expect(cred.connection).toBe("default");
     expect(cred.principal).toBe("ci-bot");
     expect(cred.accessKeyId).toMatch(/^TGIA/);
-    const edge = createControlPlaneClient({ baseUrl: cp.url, token: edgeToken });
+    const edge = edgeClient();
     const config = await edge.edge.getEdgeConfig({});
     const keys = new Map(config.credentialKeys.map((k) => [k.keyId, k.key]));
     const claims = openSessionToken(cred.sessionToken, keys);
@@ -549,6 +566,47 @@ describe("restart and shutdown", () => {
       logger,
     });
     await expect(broken.start()).rejects.toThrow("cannot reach Redis at redis://127.0.0.1:1");
+  });
+});
+
+describe("the shared edge token (legacy/dev switch)", () => {
+  it("is refused by default (Unauthenticated), also on EdgeService", async () => {
+    expect(cp.options.allowSharedEdgeToken).toBe(false);
+    const shared = createControlPlaneClient({ baseUrl: cp.url, token: edgeToken });
+    const err = await expectCode(shared.edge.getEdgeConfig({ edgeName: "test-edge" }), Code.Unauthenticated);
+    expect(err.rawMessage).toBe("invalid bearer token");
+    await expectCode(shared.edge.registerEdgeKey({ edgeName: "x", publicKeyPem: "x" }), Code.Unauthenticated);
+    await expectCode(shared.edge.listEdges({}), Code.Unauthenticated);
+    await expectCode(shared.connections.listConnections({}), Code.Unauthenticated);
+    // The enrolled edge is unaffected.
+    expect((await edgeClient().edge.getEdgeConfig({ edgeName: "test-edge" })).audit?.stream).toBe(stream);
+  });
+
+  it("is accepted on edge methods only when allowSharedEdgeToken is set, with a warning", async () => {
+    await cp.close();
+    const warningsBefore = logLines.filter((l) => (l.obj as { event?: string }).event === "shared_edge_token_allowed");
+    expect(warningsBefore).toEqual([]);
+    cp = newControlPlane({ allowSharedEdgeToken: true });
+    await cp.start();
+    const warnings = logLines.filter((l) => (l.obj as { event?: string }).event === "shared_edge_token_allowed");
+    expect(warnings.map((l) => l.level)).toEqual(["warn"]);
+    expect(JSON.stringify(logLines.map((l) => l.obj))).not.toContain(edgeToken);
+    const shared = createControlPlaneClient({ baseUrl: cp.url, token: edgeToken });
+    const res = await shared.edge.getEdgeConfig({ edgeName: "legacy-edge" });
+    expect(res.audit?.stream).toBe(stream);
+    expect(res.connections.map((c) => c.name)).toEqual(["default"]);
+    // Still an edge credential: no admin APIs.
+    await expectCode(shared.connections.listConnections({}), Code.PermissionDenied);
+    await expectCode(shared.credentials.issueCredential({ principal: "x" }), Code.PermissionDenied);
+
+    // Back to the default: refused again.
+    await cp.close();
+    cp = newControlPlane();
+    await cp.start();
+    await expectCode(
+      createControlPlaneClient({ baseUrl: cp.url, token: edgeToken }).edge.getEdgeConfig({}),
+      Code.Unauthenticated,
+    );
   });
 });
 

@@ -274,8 +274,18 @@ export class ControlPlane {
         sessionTtlSec: o.sessionTtlSec,
         logger: log,
       });
+      // The shared edge token is a legacy/dev credential: refused unless explicitly allowed.
+      if (o.allowSharedEdgeToken) {
+        log.warn(
+          { event: "shared_edge_token_allowed" },
+          "the shared edge token is accepted (TOLLGATE_ALLOW_SHARED_EDGE_TOKEN); enroll edges instead",
+        );
+      }
       const auth = createTokenAuthInterceptor({
-        tokens: state,
+        tokens: {
+          adminTokenSha256: state.adminTokenSha256,
+          ...(o.allowSharedEdgeToken ? { edgeTokenSha256: state.edgeTokenSha256 } : {}),
+        },
         authenticators: [sessions.authenticator()],
         onBreakGlass: (procedure) => {
           // Break-glass use is an alert, in the index (ListAlerts) and on NATS. Not an event on the

@@ -66,6 +66,14 @@ function envInt(name: string, fallback: number, min: number, max: number): numbe
   return n;
 }
 
+function envBool(name: string, fallback: boolean): boolean {
+  const v = env(name);
+  if (v === undefined) return fallback;
+  if (v === "true") return true;
+  if (v === "false") return false;
+  throw new EnvError(`${name}=${JSON.stringify(v)} must be true or false`);
+}
+
 function envListen(name: string, fallback: string): { host: string; port: number } {
   const v = env(name) ?? fallback;
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
@@ -209,6 +217,7 @@ async function main(): Promise<void> {
       oidc: envOidc(),
       saml: envSaml(),
       sessionTtlSec: envInt("TOLLGATE_SESSION_TTL", 8 * 3600, 60, 12 * 3600),
+      allowSharedEdgeToken: envBool("TOLLGATE_ALLOW_SHARED_EDGE_TOKEN", false),
       logger,
     });
   } catch (err) {

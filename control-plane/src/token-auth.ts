@@ -23,7 +23,8 @@ export type Role = (typeof ROLES)[number];
 /**
  * Who may call a method:
  * - a {@link Role}: any caller holding it;
- * - `edge`: an edge agent (today the bootstrap edge token; enrollment may add signed requests);
+ * - `edge`: an enrolled edge agent (signed requests, edge-auth.ts), or the legacy shared edge
+ *   token when the control plane allows it (`allowSharedEdgeToken`);
  * - `authenticated`: any authenticated caller;
  * - `public`: no credential needed (login itself).
  *
@@ -135,7 +136,8 @@ export type Authenticator = (token: string) => Promise<Caller | undefined> | Cal
 /** Hashes of the bootstrap bearer tokens. */
 export interface TokenHashes {
   adminTokenSha256: Uint8Array;
-  edgeTokenSha256: Uint8Array;
+  /** The legacy shared edge token; absent (the default in the control plane) = refused. */
+  edgeTokenSha256?: Uint8Array;
 }
 
 /** Options for {@link createTokenAuthInterceptor}. */
@@ -174,7 +176,7 @@ export function createTokenAuthInterceptor(options: TokenAuthOptions): Intercept
     const presented = hashToken(token);
     // Compare against both so the timing does not reveal which one was close.
     const isAdmin = matches(presented, tokens.adminTokenSha256);
-    const isEdge = matches(presented, tokens.edgeTokenSha256);
+    const isEdge = tokens.edgeTokenSha256 !== undefined && matches(presented, tokens.edgeTokenSha256);
     if (isAdmin) return { kind: "break-glass", principal: "break-glass", roles: ["admin"], authMethod: "break-glass" };
     if (isEdge) return { kind: "edge", principal: "edge", roles: [], authMethod: "edge-token" };
     for (const a of authenticators) {

@@ -6,6 +6,7 @@ import type * as http from "node:http";
 import * as https from "node:https";
 import { availableParallelism, homedir, hostname } from "node:os";
 import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { connect } from "@nats-io/transport-node";
 import { trace } from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
@@ -195,16 +196,14 @@ if (enrollment !== undefined) {
     timeoutMs: 10_000,
   });
 } else {
-  // Legacy: the shared bootstrap edge token (TOLLGATE_EDGE_TOKEN or $TOLLGATE_HOME/edge.token).
-  let edgeToken = env("TOLLGATE_EDGE_TOKEN", "");
+  // Not enrolled and no enrollment token. The shared edge token is a legacy/dev path, taken only
+  // when TOLLGATE_EDGE_TOKEN is set explicitly (never read from $TOLLGATE_HOME/edge.token), and
+  // the control plane refuses it unless TOLLGATE_ALLOW_SHARED_EDGE_TOKEN=true.
+  const edgeToken = env("TOLLGATE_EDGE_TOKEN", "");
   if (edgeToken === "") {
-    try {
-      edgeToken = readFileSync(join(home, "edge.token"), "utf8").trim();
-    } catch {
-      fail(
-        `not enrolled: set TOLLGATE_EDGE_ENROLL_TOKEN (or TOLLGATE_EDGE_ENROLL_TOKEN_FILE) to a token from "tollgate edge enroll-token", or enroll state in ${enrollmentFile}`,
-      );
-    }
+    fail(
+      `not enrolled (no ${enrollmentFile}): set TOLLGATE_EDGE_ENROLL_TOKEN (or TOLLGATE_EDGE_ENROLL_TOKEN_FILE) to a one-time token from "tollgate edge enroll-token"`,
+    );
   }
   legacyToken = true;
   edgeName = configuredEdgeName ?? hostname();
@@ -228,18 +227,23 @@ if (tracingOn) {
 }
 // Said once, by the primary.
 if (journals && legacyToken) {
-  logger.warn({ event: "legacy_edge_token" }, "using the shared legacy edge token; enroll this edge instead");
+  logger.warn(
+    { event: "legacy_edge_token" },
+    "using the shared legacy edge token (TOLLGATE_EDGE_TOKEN); enroll this edge instead",
+  );
 } else if (journals) {
   logger.info({ event: "edge_enrolled", keyId: signingKey.keyId }, "authenticating as an enrolled edge");
 }
 const config = new EdgeConfigSource({ client, edgeName, logger });
-await config
-  .start()
-  .catch((err: unknown) =>
+await config.start().catch((err: unknown) => {
+  const why = err instanceof Error ? err.message : String(err);
+  if (legacyToken && ConnectError.from(err).code === Code.Unauthenticated) {
     fail(
-      `cannot get configuration from the control plane at ${controlPlaneUrl}: ${err instanceof Error ? err.message : String(err)}`,
-    ),
-  );
+      `the control plane at ${controlPlaneUrl} refused the shared edge token (TOLLGATE_EDGE_TOKEN; accepted only with TOLLGATE_ALLOW_SHARED_EDGE_TOKEN=true there): enroll this edge with TOLLGATE_EDGE_ENROLL_TOKEN instead`,
+    );
+  }
+  fail(`cannot get configuration from the control plane at ${controlPlaneUrl}: ${why}`);
+});
 if (legacyToken && journals) {
   await client.edge
     .registerEdgeKey({ edgeName, publicKeyPem: signingKey.publicKeyPem })

@@ -246,15 +246,28 @@ export class Stack {
     });
   }
 
+  /**
+   * Starts the edge. The first start enrolls it with a one-time token; restarts find
+   * `edge/enrollment.json` in the home and need none.
+   */
   async startEdge(): Promise<void> {
+    if (this.#enrollToken === undefined) {
+      const { token } = await adminClientFor(this.home, this.cp.url).edgeAdmin.createEnrollmentToken({
+        edgeName: this.edgeName,
+      });
+      this.#enrollToken = token;
+    }
     this.edge = await startServerProcess("edge", EDGE_MAIN, {
       ...this.baseEnv,
       TOLLGATE_EDGE_LISTEN: `127.0.0.1:${this.edgePort}`,
       TOLLGATE_CONTROL_PLANE_URL: `http://127.0.0.1:${this.apiPort}`,
       TOLLGATE_EDGE_NAME: this.edgeName,
+      TOLLGATE_EDGE_ENROLL_TOKEN: this.#enrollToken,
       ...this.edgeEnv,
     });
   }
+
+  #enrollToken: string | undefined;
 
   async issue(principal: string): Promise<Credential> {
     const r = await adminClientFor(this.home, this.cp.url).credentials.issueCredential({

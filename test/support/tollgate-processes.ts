@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { createControlPlaneClient } from "@tollgate/sdk";
+import { type ControlPlaneClient, createControlPlaneClient, generateEdgeSigningKey } from "@tollgate/sdk";
 import { REPO_ROOT } from "./dev-instance.js";
 
 export const CONTROL_PLANE_MAIN = join(REPO_ROOT, "control-plane", "dist", "main.js");
@@ -70,4 +70,15 @@ export async function startServerProcess(
 export function adminClientFor(home: string, apiUrl: string) {
   const token = readFileSync(join(home, "admin.token"), "utf8").trim();
   return createControlPlaneClient({ baseUrl: apiUrl, token });
+}
+
+/**
+ * Enrolls a new edge `edgeName` (a fresh key, a one-time token from the admin token in `home`) and
+ * returns a client that signs as it: what a test uses to read the edge configuration.
+ */
+export async function enrolledEdgeClient(home: string, apiUrl: string, edgeName: string): Promise<ControlPlaneClient> {
+  const { token } = await adminClientFor(home, apiUrl).edgeAdmin.createEnrollmentToken({ edgeName });
+  const key = generateEdgeSigningKey();
+  await createControlPlaneClient({ baseUrl: apiUrl }).edgeEnrollment.enroll({ token, publicKeyPem: key.publicKeyPem });
+  return createControlPlaneClient({ baseUrl: apiUrl, edgeAuth: { edgeName, key } });
 }
