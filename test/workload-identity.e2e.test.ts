@@ -548,8 +548,8 @@ describe("service accounts", () => {
 
     // No admin token in this environment: the API key alone authenticates.
     const agentEnv = { TOLLGATE_ADMIN_TOKEN: "", TOLLGATE_HOME: tmp };
-    const issue = (args: string[]) =>
-      cliAs(["credentials", "issue", "--api-key-file", keyFile, "--format", "credential-process", ...args], agentEnv);
+    const issue = (args: string[], file = keyFile) =>
+      cliAs(["credentials", "issue", "--api-key-file", file, "--format", "credential-process", ...args], agentEnv);
     r = await issue([]);
     expect(r.code, r.stderr).toBe(0);
     const cred = JSON.parse(r.stdout) as {
@@ -582,15 +582,24 @@ describe("service accounts", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Unauthenticated/);
 
+    // Rotation: the old key stops working at once.
+    const newKeyFile = join(tmp, "builder-2.key");
+    r = await dev.cli(["service-account", "rotate-key", "nightly-builder", "--api-key-file", newKeyFile]);
+    expect(r.code, r.stderr).toBe(0);
+    const newKeyId = readFileSync(newKeyFile, "utf8").slice(0, 21);
+    expect(newKeyId).not.toBe(listed.keyId);
+    r = await issue([]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/invalid API key/);
     // A revoked principal gets no credential, even with a valid key.
     r = await dev.cli(["credentials", "revoke", "--principal", "sa:nightly-builder", "--until", "2m"]);
     expect(r.code, r.stderr).toBe(0);
-    r = await issue([]);
+    r = await issue([], newKeyFile);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/revoked/);
     r = await dev.cli(["service-account", "delete", "nightly-builder"]);
     expect(r.code, r.stderr).toBe(0);
-    r = await issue([]);
+    r = await issue([], newKeyFile);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/invalid API key/);
     // A key never issued (well-formed) is refused the same way.
@@ -599,8 +608,8 @@ describe("service accounts", () => {
     r = await cliAs(["credentials", "issue", "--api-key-file", forged], agentEnv);
     expect(r.code).toBe(1);
 
-    const events = await waitForEvents(dev, { operation: "IssueServiceAccountCredential" }, 4);
-    expect(events).toHaveLength(4);
+    const events = await waitForEvents(dev, { operation: "IssueServiceAccountCredential" }, 5);
+    expect(events).toHaveLength(5);
     const ok = events.filter((e) => e.tollgate?.decision === Decision.ALLOW);
     expect(ok).toHaveLength(1);
     expect(ok[0]?.userIdentity?.principalId).toBe("sa:nightly-builder");
@@ -611,6 +620,7 @@ describe("service accounts", () => {
       [
         "AccessDenied/sa:nightly-builder",
         `InvalidClientTokenId/${String(listed.keyId)}`,
+        `InvalidClientTokenId/${newKeyId}`,
         "InvalidClientTokenId/tgsk_0123456789abcdef",
       ].sort(),
     );

@@ -48,6 +48,20 @@ redis.call("HDEL", KEYS[2], cjson.decode(rec).keyId)
 return 1
 `;
 
+// Atomically: swap the key id index entry and the stored hash.
+const ROTATE_SCRIPT = `
+local rec = redis.call("HGET", KEYS[1], ARGV[1])
+if not rec then return false end
+local account = cjson.decode(rec)
+redis.call("HDEL", KEYS[2], account.keyId)
+account.keyId = ARGV[2]
+account.keySha256 = ARGV[3]
+local out = cjson.encode(account)
+redis.call("HSET", KEYS[1], ARGV[1], out)
+redis.call("HSET", KEYS[2], ARGV[2], ARGV[1])
+return out
+`;
+
 /**
  * Service accounts in Redis: hash `<prefix>service-accounts` (name → JSON record) and hash
  * `<prefix>service-account-keys` (key id → name) to find the account of a presented key.
@@ -93,6 +107,14 @@ export class ServiceAccountStore {
   /** True when an account was deleted. */
   async delete(name: string): Promise<boolean> {
     return (await this.#redis.eval(DELETE_SCRIPT, 2, this.#accounts, this.#keys, name)) === 1;
+  }
+
+  /** Replaces the account's API key (the old one stops working at once); undefined if there is no such account. */
+  async rotateKey(name: string): Promise<{ account: ServiceAccountRecord; apiKey: string } | undefined> {
+    const { apiKey, keyId } = generateApiKey();
+    const out = await this.#redis.eval(ROTATE_SCRIPT, 2, this.#accounts, this.#keys, name, keyId, sha256Hex(apiKey));
+    if (typeof out !== "string") return undefined;
+    return { account: JSON.parse(out) as ServiceAccountRecord, apiKey };
   }
 
   /**

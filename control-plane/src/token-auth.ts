@@ -102,6 +102,7 @@ export const METHOD_ACCESS: Readonly<Record<string, readonly Audience[]>> = {
   [m(WorkloadService, "CreateServiceAccount")]: ["admin"],
   [m(WorkloadService, "ListServiceAccounts")]: ["admin"],
   [m(WorkloadService, "DeleteServiceAccount")]: ["admin"],
+  [m(WorkloadService, "RotateServiceAccountKey")]: ["admin"],
   // The edge's STS AssumeRoleWithWebIdentity hands the agent's JWT to the control plane.
   [m(WebIdentityService, "ExchangeWebIdentity")]: ["edge"],
   // The bearer is a service account's API key, checked by the service itself (it is served

@@ -208,5 +208,15 @@ export function createWorkloadServiceImpl(d: WorkloadServiceDeps): ServiceImpl<t
       logger.info({ event: "service_account_deleted", serviceAccount: req.name }, "service account deleted");
       return {};
     },
+    async rotateServiceAccountKey(req) {
+      if (!WORKLOAD_NAME_PATTERN.test(req.name)) throw invalid(`name must match ${WORKLOAD_NAME_PATTERN.source}`);
+      const rotated = await withInfra("redis", () => d.accounts.rotateKey(req.name), logger);
+      if (rotated === undefined) throw new ConnectError(`service account ${req.name} not found`, Code.NotFound);
+      logger.info(
+        { event: "service_account_key_rotated", serviceAccount: req.name, keyId: rotated.account.keyId },
+        "service account API key rotated",
+      );
+      return { serviceAccount: accountToProto(rotated.account), apiKey: rotated.apiKey };
+    },
   };
 }

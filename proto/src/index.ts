@@ -190,6 +190,8 @@ export type {
   ListServiceAccountsResponse,
   ListTrustRulesRequest,
   ListTrustRulesResponse,
+  RotateServiceAccountKeyRequest,
+  RotateServiceAccountKeyResponse,
   ServiceAccount,
   TrustRule,
 } from "./gen/tollgate/workload/v1/workload_service_pb.js";
@@ -212,6 +214,8 @@ export {
   ListServiceAccountsResponseSchema,
   ListTrustRulesRequestSchema,
   ListTrustRulesResponseSchema,
+  RotateServiceAccountKeyRequestSchema,
+  RotateServiceAccountKeyResponseSchema,
   ServiceAccountCredentialService,
   ServiceAccountSchema,
   TrustRuleSchema,

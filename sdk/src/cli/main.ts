@@ -39,6 +39,7 @@ import {
   serviceAccountCreateCommand,
   serviceAccountDeleteCommand,
   serviceAccountListCommand,
+  serviceAccountRotateKeyCommand,
   trustCreateCommand,
   trustDeleteCommand,
   trustListCommand,
@@ -595,6 +596,19 @@ function buildProgram(env: CliEnvironment): Command {
     .addOption(apiOption())
     .action(async (name: string, opts: { api?: string }) => {
       await serviceAccountDeleteCommand(client(opts), { name }, io);
+    });
+  serviceAccount
+    .command("rotate-key")
+    .description("replace a service account's API key; the old key stops working at once")
+    .argument("<name>", "service account name")
+    .option("--api-key-file <file>", "write the new API key to this new file (0600) instead of stdout")
+    .addOption(apiOption())
+    .action(async (name: string, opts: { apiKeyFile?: string; api?: string }) => {
+      await serviceAccountRotateKeyCommand(
+        client(opts),
+        { name, ...(opts.apiKeyFile !== undefined ? { apiKeyFile: opts.apiKeyFile } : {}) },
+        io,
+      );
     });
 
   program

@@ -175,6 +175,22 @@ export async function serviceAccountDeleteCommand(
   io.out(`deleted service account ${o.name}\n`);
 }
 
+/** Replaces a service account's API key; the new one is printed (or written) once. */
+export async function serviceAccountRotateKeyCommand(
+  client: ControlPlaneClient,
+  o: { name: string; apiKeyFile?: string },
+  io: CliIo,
+): Promise<void> {
+  const response = await client.workload.rotateServiceAccountKey({ name: o.name });
+  if (o.apiKeyFile !== undefined) {
+    writeFileSync(o.apiKeyFile, `${response.apiKey}\n`, { mode: 0o600, flag: "wx" });
+    io.err(`tollgate: new API key of ${o.name} written to ${o.apiKeyFile}; the old key no longer works\n`);
+  } else {
+    io.err(`tollgate: new API key of ${o.name} (shown only once); the old key no longer works\n`);
+    io.out(`${response.apiKey}\n`);
+  }
+}
+
 /** Reads an API key file (first line, trimmed). */
 export function readApiKeyFile(path: string): string {
   let text: string;
