@@ -7,7 +7,7 @@ import { CreateBucketCommand, PutObjectCommand, type S3Client } from "@aws-sdk/c
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type { AuditEvent } from "@tollgate/proto";
-import { auditEventFromJson, type MotoServer, startMotoServer } from "@tollgate/sdk";
+import { auditEventFromJson, createControlPlaneClient, type MotoServer, startMotoServer } from "@tollgate/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NATS_URL } from "./support/dev-instance.js";
 import { Stack, s3Client, waitForCount } from "./support/fault-stack.js";
@@ -167,5 +167,28 @@ describe("OpenTelemetry traces edge → NATS → control plane", () => {
       expect(msg?.traceparent).toBe(`00-${event.tollgate?.traceId}-${producer.spanId}-01`);
     }
     expect(receiver.rejected).toEqual([]);
+  });
+
+  it("one SERVER span per control-plane RPC, with the Connect error code when it fails", async () => {
+    const bad = createControlPlaneClient({ baseUrl: stack.cp.url, token: "not-a-token" });
+    await expect(bad.audit.listAlerts({})).rejects.toThrow();
+    await stack.query(`nobody-${stack.names.id}`);
+    const ok = await receiver.waitFor(
+      (ss) =>
+        ss.find(
+          (s) =>
+            s.service === "tollgate-control-plane" &&
+            s.name === "tollgate.audit.v1.AuditService/QueryEvents" &&
+            s.attributes["rpc.connect_rpc.error_code"] === undefined,
+        ),
+      "QueryEvents",
+    );
+    expect(ok.kind).toBe(SpanKindNumber.SERVER);
+    expect(ok.attributes).toMatchObject({ "rpc.system": "connect_rpc", "rpc.method": "QueryEvents" });
+    const refused = await receiver.waitFor(
+      (ss) => ss.find((s) => s.name === "tollgate.audit.v1.AuditService/ListAlerts"),
+      "ListAlerts",
+    );
+    expect(refused.attributes["rpc.connect_rpc.error_code"]).toBe("unauthenticated");
   });
 });

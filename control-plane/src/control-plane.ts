@@ -50,6 +50,7 @@ import { ServiceAccountStore } from "./service-account-store.js";
 import { SessionTokens } from "./session-token.js";
 import { type LoadedState, loadOrCreateState } from "./state-store.js";
 import { createTokenAuthInterceptor } from "./token-auth.js";
+import { createTracingInterceptor } from "./tracing-interceptor.js";
 import { TrustRuleStore } from "./trust-rule-store.js";
 import { WebIdentityExchange } from "./web-identity-exchange.js";
 import { createWebIdentityServiceImpl } from "./web-identity-service.js";
@@ -222,7 +223,7 @@ export class ControlPlane {
       // Services whose callers authenticate with their own credential (a service account's API
       // key) are served outside the bearer-token interceptor, reached through the fallback.
       const apiKeyHandler = connectNodeAdapter({
-        interceptors: [createErrorMappingInterceptor(log)],
+        interceptors: [createTracingInterceptor(), createErrorMappingInterceptor(log)],
         routes: (router) => {
           router.service(
             ServiceAccountCredentialService,
@@ -323,6 +324,7 @@ export class ControlPlane {
       });
       const handler = connectNodeAdapter({
         interceptors: [
+          createTracingInterceptor(),
           createErrorMappingInterceptor(log),
           createEdgeAuthInterceptor({ edges, keys: edgeKeys, logger: log }),
           auth,
@@ -369,7 +371,7 @@ export class ControlPlane {
       // Enrollment carries its own one-time token, so it is served outside the bearer-token
       // interceptor; everything else falls through to the authenticated handler.
       const enrollment = connectNodeAdapter({
-        interceptors: [createErrorMappingInterceptor(log)],
+        interceptors: [createTracingInterceptor(), createErrorMappingInterceptor(log)],
         routes: (router) => {
           router.service(EdgeEnrollmentService, createEdgeEnrollmentServiceImpl(edges, log));
         },
