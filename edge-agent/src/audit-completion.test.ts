@@ -49,7 +49,7 @@ async function setup(maxBytes?: number, natsUp = true) {
     const { last_seq: last } = (await jsm.streams.info(stream)).state;
     for (let seq = 1; seq <= last; seq++) {
       const m = await jsm.streams.getMessage(stream, { seq });
-      if (m !== null && m.subject.includes(".audit.")) out.push(auditEventFromJson(m.string()));
+      if (m?.subject.includes(".audit.")) out.push(auditEventFromJson(m.string()));
     }
     return out;
   };
