@@ -36,6 +36,7 @@ export type EdgeErrorKind =
   | "clock-skew"
   | "missing-auth"
   | "malformed-auth"
+  | "unsupported-auth"
   | "access-denied"
   | "unavailable"
   | "not-implemented"
@@ -127,6 +128,14 @@ const EDGE_ERRORS: Readonly<Record<EdgeErrorKind, FamilyTable>> = {
   },
   "malformed-auth": {
     s3: ["AuthorizationHeaderMalformed", 400],
+    query: ["IncompleteSignature", 400],
+    ec2: ["IncompleteSignature", 400],
+    awsJson: ["IncompleteSignatureException", 400],
+    restJson: ["IncompleteSignatureException", 403],
+  },
+  // A SigV2 signature (S3 only): S3's own answer in regions that accept SigV4 only.
+  "unsupported-auth": {
+    s3: ["InvalidRequest", 400],
     query: ["IncompleteSignature", 400],
     ec2: ["IncompleteSignature", 400],
     awsJson: ["IncompleteSignatureException", 400],

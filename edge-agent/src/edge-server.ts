@@ -26,6 +26,7 @@ import {
 } from "./signed-chunk-resigner.js";
 import {
   credentialScope,
+  type LegacySignatureClaim,
   PRESIGN_QUERY_PARAMS,
   parseRawQuery,
   parseSigV4Authorization,
@@ -133,6 +134,7 @@ const REFUSAL_OF_PROBLEM: Readonly<Record<SigV4Problem["code"], EdgeErrorKind>> 
   // A presigned URL past X-Amz-Expires: S3 answers AccessDenied "Request has expired".
   expired: "access-denied",
   mismatch: "signature-mismatch",
+  unsupported: "unsupported-auth",
 };
 
 class EdgeRefusal extends Error {
@@ -183,6 +185,8 @@ interface Call {
   /** Client sent `Expect: 100-continue`: answer `100 Continue` only once the call is authenticated. */
   expectsContinue: boolean;
   auth?: SigV4Authorization;
+  /** What a refused SigV2 signature claims (classifies the call as S3, names the claimed principal). */
+  legacyAuth?: LegacySignatureClaim;
   /** Date of the verified signature (seeds chunk signatures). */
   amzDate?: string;
   claims?: GatewayCredentialClaims;
@@ -228,7 +232,7 @@ export function createEdgeRequestHandler(
       rawPath: call.rawPath,
       query: parseRawQuery(call.rawQuery),
       headers: req.headers,
-      signingName: call.auth?.service ?? "",
+      signingName: call.auth?.service ?? call.legacyAuth?.service ?? "",
       region: call.auth?.region ?? connection?.region ?? "us-east-1",
       accountId: connection?.accountId ?? "",
       ...(call.body !== undefined ? { body: call.body } : {}),
@@ -246,7 +250,7 @@ export function createEdgeRequestHandler(
       classification,
       principal: call.claims?.principal ?? "",
       authenticated: call.authenticated,
-      accessKeyId: call.auth?.accessKeyId ?? "",
+      accessKeyId: call.auth?.accessKeyId ?? call.legacyAuth?.accessKeyId ?? "",
       credentialId: call.claims?.credentialId ?? "",
       connection: call.claims?.connection ?? "",
       signingName: call.auth?.service ?? "",
@@ -378,6 +382,14 @@ export function createEdgeRequestHandler(
       } catch (err) {
         if (!(err instanceof SigV4Problem)) throw err;
         authProblem = err;
+        call.legacyAuth = err.legacy;
+        // The refusal names the principal a valid gateway token claims, like a signature mismatch does.
+        const legacyToken =
+          err.legacy === undefined ? undefined : (err.legacy.securityToken ?? header(req, "x-amz-security-token"));
+        if (legacyToken !== undefined && config !== undefined) {
+          const claims = openToken(legacyToken, config);
+          if (claims?.accessKeyId === err.legacy?.accessKeyId) call.claims = claims;
+        }
       }
       if (call.auth !== undefined) {
         const token = call.auth.securityToken ?? header(req, "x-amz-security-token");
@@ -404,7 +416,7 @@ export function createEdgeRequestHandler(
         }
         if (authProblem !== undefined || call.auth === undefined) {
           const p = authProblem ?? new SigV4Problem("missing", "Request is missing Authentication Token");
-          throw new EdgeRefusal(p.code === "missing" ? "missing-auth" : "malformed-auth", `auth-${p.code}`, p.message);
+          throw new EdgeRefusal(REFUSAL_OF_PROBLEM[p.code], `auth-${p.code}`, p.message);
         }
         const claims = call.claims;
         if (claims === undefined || claims.accessKeyId !== call.auth.accessKeyId) {

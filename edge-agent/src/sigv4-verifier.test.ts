@@ -227,3 +227,31 @@ describe("UpstreamSignerCache", () => {
     expect(cache.get(a, "s3", "eu-west-1")).not.toBe(cache.get({ ...a }, "s3", "eu-west-1"));
   });
 });
+
+describe("SigV2 (S3's deprecated signature)", () => {
+  const sigV2 = { code: "unsupported", message: expect.stringContaining("Please use AWS4-HMAC-SHA256") };
+
+  it("refuses a SigV2 presigned URL as unsupported, with the key and session token it claims", () => {
+    const query = "AWSAccessKeyId=ASIAEXAMPLE&Signature=abc%2Bdef%3D&x-amz-security-token=tg1.tok&Expires=1900000000";
+    try {
+      parseSigV4Query(query);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toMatchObject({
+        ...sigV2,
+        legacy: { service: "s3", accessKeyId: "ASIAEXAMPLE", securityToken: "tg1.tok" },
+      });
+    }
+    // Not SigV2 unless all three parameters are there; SigV4 parameters take precedence.
+    expect(parseSigV4Query("AWSAccessKeyId=AK&Signature=x")).toBeUndefined();
+  });
+
+  it("refuses a SigV2 Authorization header as unsupported", () => {
+    try {
+      parseSigV4Authorization("AWS AKIDEXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=");
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toMatchObject({ ...sigV2, legacy: { service: "s3", accessKeyId: "AKIDEXAMPLE" } });
+    }
+  });
+});

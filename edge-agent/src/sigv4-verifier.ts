@@ -44,8 +44,20 @@ export const PRESIGN_QUERY_PARAMS: ReadonlySet<string> = new Set([
 /** Longest validity of a presigned URL AWS accepts: 7 days. */
 export const MAX_PRESIGN_EXPIRES_SEC = 604_800;
 
-/** Why a request's authentication could not be read or checked. */
-export type SigV4ProblemCode = "missing" | "malformed" | "skewed" | "expired" | "mismatch";
+/**
+ * Why a request's authentication could not be read or checked. `unsupported`: signed with a mechanism
+ * other than SigV4 (S3's deprecated SigV2), refused like S3 does in SigV4-only regions.
+ */
+export type SigV4ProblemCode = "missing" | "malformed" | "skewed" | "expired" | "mismatch" | "unsupported";
+
+/** What an unsupported (SigV2) signature claims: enough to classify the call and name the claimed caller. */
+export interface LegacySignatureClaim {
+  /** SigV2 is S3's (`Authorization: AWS <key>:<sig>`, or `AWSAccessKeyId=&Signature=&Expires=` presigned). */
+  service: "s3";
+  accessKeyId: string;
+  /** `x-amz-security-token` from the query (presigned form), if any. */
+  securityToken?: string;
+}
 
 /** A failed verification, with a message safe to return to the caller. */
 export class SigV4Problem extends Error {
@@ -53,10 +65,16 @@ export class SigV4Problem extends Error {
   constructor(
     readonly code: SigV4ProblemCode,
     message: string,
+    /** For `unsupported`: what the legacy signature claims. */
+    readonly legacy?: LegacySignatureClaim,
   ) {
     super(message);
   }
 }
+
+/** S3's answer to SigV2 where only SigV4 is accepted (HTTP 400 InvalidRequest). */
+const SIGV2_MESSAGE = "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.";
+const SIGV2_AUTH_RE = /^AWS ([^:\s]+):\S+$/;
 
 const AUTH_RE =
   /^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)\/(\d{8})\/([^/,\s]+)\/([^/,\s]+)\/aws4_request\s*,\s*SignedHeaders=([a-z0-9;._-]+)\s*,\s*Signature=([0-9a-f]{64})\s*$/;
@@ -65,6 +83,9 @@ const AUTH_RE =
 export function parseSigV4Authorization(header: string | undefined): SigV4Authorization {
   if (header === undefined || header === "")
     throw new SigV4Problem("missing", "Request is missing Authentication Token");
+  const v2 = SIGV2_AUTH_RE.exec(header);
+  if (v2 !== null)
+    throw new SigV4Problem("unsupported", SIGV2_MESSAGE, { service: "s3", accessKeyId: v2[1] as string });
   const m = AUTH_RE.exec(header);
   if (m === null) {
     throw new SigV4Problem(
@@ -96,6 +117,7 @@ const CREDENTIAL_RE = /^([^/\s]+)\/(\d{8})\/([^/\s]+)\/([^/\s]+)\/aws4_request$/
  * {@link SigV4Problem} `malformed` when it carries some but not all of it, or bad values.
  */
 export function parseSigV4Query(rawQuery: string): SigV4Authorization | undefined {
+  if (rawQuery.includes("AWSAccessKeyId=") && !rawQuery.includes("X-Amz-")) throwIfSigV2Query(rawQuery);
   if (!rawQuery.includes("X-Amz-")) return undefined;
   const p = new Map<string, string>();
   for (const [k, v] of parseRawQuery(rawQuery)) if (PRESIGN_QUERY_PARAMS.has(k) && !p.has(k)) p.set(k, v);
@@ -141,6 +163,20 @@ export function parseSigV4Query(rawQuery: string): SigV4Authorization | undefine
     expiresSec,
     ...(token !== undefined ? { securityToken: token } : {}),
   };
+}
+
+/** A SigV2 presigned query (`AWSAccessKeyId`, `Signature`, `Expires`) is refused as `unsupported`. */
+function throwIfSigV2Query(rawQuery: string): void {
+  const p = new Map<string, string>();
+  for (const [k, v] of parseRawQuery(rawQuery)) if (!p.has(k)) p.set(k, v);
+  const accessKeyId = p.get("AWSAccessKeyId");
+  if (accessKeyId === undefined || !p.has("Signature") || !p.has("Expires")) return;
+  const securityToken = p.get("x-amz-security-token");
+  throw new SigV4Problem("unsupported", SIGV2_MESSAGE, {
+    service: "s3",
+    accessKeyId,
+    ...(securityToken !== undefined ? { securityToken } : {}),
+  });
 }
 
 /** The parts of the received request that the signature covers. */

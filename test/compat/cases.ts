@@ -34,7 +34,8 @@ import {
 
 const MiB = 1024 * 1024;
 
-type Row = Omit<CompatCase, "client" | "mode" | "needs"> & { needs?: CompatNeeds };
+/** A row as written below; `only` limits a row shared by the aws CLI v1 and v2 tables to one of them. */
+type Row = Omit<CompatCase, "client" | "mode" | "needs"> & { needs?: CompatNeeds; only?: CompatClient };
 type Input = { [key: string]: CompatValue };
 
 const sdk = (client: string, command: string, input: Input = {}, extra: Partial<SdkCall> = {}): SdkCall => ({
@@ -64,9 +65,11 @@ const FUNCTION_ARN = "arn:aws:lambda:us-east-1:{account}:function:{function}";
 /** moto's own verifier rejects these even when called directly (SERVICES.md). */
 const MOTO_FALSE_ALARM: CompatNeeds = "non-verifying-moto";
 
-// Why rows are pending today (precise failure seen against the edge at HEAD).
-const SIGV2 =
-  "botocore presigns S3 with SigV2 (AWSAccessKeyId=, Signature=, Expires=) unless signature_version=s3v4; SigV2 is deprecated by AWS and the edge accepts SigV4 only, refusing it with 403 (recorded without a principal)";
+// botocore (boto3, aws CLI v1) presigns S3 with SigV2 (AWSAccessKeyId=, Signature=, Expires=) unless
+// `signature_version = s3v4` is configured; AWS deprecated SigV2 and the edge accepts SigV4 only. It refuses
+// SigV2 as S3 does in SigV4-only regions: HTTP 400 InvalidRequest "The authorization mechanism you have
+// provided is not supported. Please use AWS4-HMAC-SHA256.", audited as a DENY under the claimed principal.
+const SIGV2_REFUSED = { refusedWith: "InvalidRequest", output: "<Code>InvalidRequest</Code>" } as const;
 
 // ───────────────────────────── AWS SDK for JavaScript v3 ─────────────────────────────
 // biome-ignore format: one row per line
@@ -139,7 +142,8 @@ const cliRows: Row[] = [
   { service: "s3", operation: "GetObject (s3api get-object)", call: cli("s3api", "get-object", "--bucket", "{bucket}", "--key", "fixture.txt", "{workDir}/get-{n}.txt"), events: "GetObject", resources: [S3_OBJECT], output: "ContentLength" },
   { service: "s3", operation: "ListObjectsV2 (s3api)", call: cli("s3api", "list-objects-v2", "--bucket", "{bucket}"), events: "ListObjectsV2", output: "fixture.txt" },
   { service: "s3", operation: "ListObjectsV2 (s3 ls s3://bucket/)", call: cli("s3", "ls", "s3://{bucket}/"), events: "ListObjectsV2", output: "fixture.txt", needs: MOTO_FALSE_ALARM },
-  { service: "s3", operation: "presigned GET (s3 presign)", call: { kind: "cli", args: ["s3", "presign", "s3://{bucket}/fixture.txt"], presignFetch: { method: "GET" } }, events: "GetObject", output: "fixture-content", needs: MOTO_FALSE_ALARM, pendingFor: { "aws-cli-v1": SIGV2 } },
+  { service: "s3", operation: "presigned GET (s3 presign: SigV2 by default, refused)", call: { kind: "cli", args: ["s3", "presign", "s3://{bucket}/fixture.txt"], presignFetch: { method: "GET" } }, events: "GetObject", ...SIGV2_REFUSED, only: "aws-cli-v1" },
+  { service: "s3", operation: "presigned GET (s3 presign: SigV4 by default)", call: { kind: "cli", args: ["s3", "presign", "s3://{bucket}/fixture.txt"], presignFetch: { method: "GET" } }, events: "GetObject", output: "fixture-content", needs: MOTO_FALSE_ALARM, only: "aws-cli-v2" },
   { service: "s3", operation: "presigned GET (s3 presign, signature_version=s3v4)", call: { kind: "cli", args: ["s3", "presign", "s3://{bucket}/fixture.txt"], presignFetch: { method: "GET" }, s3SigV4Config: true }, events: "GetObject", output: "fixture-content", needs: MOTO_FALSE_ALARM },
   { service: "dynamodb", operation: "ListTables", call: cli("dynamodb", "list-tables"), events: "ListTables", output: "{table}" },
   { service: "dynamodb", operation: "PutItem", call: cli("dynamodb", "put-item", "--table-name", "{table}", "--item", '{"pk":{"S":"cli-{n}"}}'), events: "PutItem", resources: [TABLE_ARN] },
@@ -170,7 +174,7 @@ const boto3Rows: Row[] = [
   { service: "s3", operation: "GetObject", call: boto3("s3", "get_object", { Bucket: "{bucket}", Key: "fixture.txt" }), events: "GetObject", resources: [S3_OBJECT], output: "fixture-content" },
   { service: "s3", operation: "multipart (upload_file 9 MiB)", call: boto3("s3", "upload_file", { Filename: "{bigFile}", Bucket: "{bucket}", Key: "boto3/big-{n}.bin" }), events: { CreateMultipartUpload: 1, UploadPart: 2, CompleteMultipartUpload: 1 } },
   { service: "s3", operation: "ListObjectsV2", call: boto3("s3", "list_objects_v2", { Bucket: "{bucket}" }), events: "ListObjectsV2", output: "fixture.txt" },
-  { service: "s3", operation: "presigned GET (default: SigV2)", call: boto3("s3", "generate_presigned_url", { ClientMethod: "get_object", Params: { Bucket: "{bucket}", Key: "fixture.txt" } }, { fetch: { method: "GET" } }), events: "GetObject", output: "fixture-content", needs: MOTO_FALSE_ALARM, pending: SIGV2 },
+  { service: "s3", operation: "presigned GET (SigV2 by default, refused)", call: boto3("s3", "generate_presigned_url", { ClientMethod: "get_object", Params: { Bucket: "{bucket}", Key: "fixture.txt" } }, { fetch: { method: "GET" } }), events: "GetObject", ...SIGV2_REFUSED },
   { service: "s3", operation: "presigned GET (s3v4)", call: boto3("s3", "generate_presigned_url", { ClientMethod: "get_object", Params: { Bucket: "{bucket}", Key: "fixture.txt" } }, { fetch: { method: "GET" }, signature_version: "s3v4" }), events: "GetObject", output: "fixture-content", needs: MOTO_FALSE_ALARM },
   { service: "s3", operation: "presigned PUT (s3v4)", call: boto3("s3", "generate_presigned_url", { ClientMethod: "put_object", Params: { Bucket: "{bucket}", Key: "boto3/presigned-{n}.txt" } }, { fetch: { method: "PUT", body: "via boto3 presigned put" }, signature_version: "s3v4" }), events: "PutObject", needs: MOTO_FALSE_ALARM },
   { service: "dynamodb", operation: "PutItem", call: boto3("dynamodb", "put_item", { TableName: "{table}", Item: { pk: { S: "boto3-{n}" } } }), events: "PutItem", resources: [TABLE_ARN] },
@@ -190,11 +194,19 @@ const boto3Rows: Row[] = [
 
 /** A table's rows for one client, each in every mode (endpoint first), with the pending reason that applies. */
 function rows(client: CompatClient, list: Row[]): CompatCase[] {
-  return list.flatMap(({ pendingFor, ...r }) =>
-    COMPAT_MODES.map((mode) => {
-      const pending = pendingFor?.[`${client}/${mode}`] ?? pendingFor?.[client] ?? pendingFor?.[mode] ?? r.pending;
-      return { ...r, client, mode, needs: r.needs ?? "verifying-moto", ...(pending === undefined ? {} : { pending }) };
-    }),
+  return list.flatMap(({ pendingFor, only, ...r }) =>
+    only !== undefined && only !== client
+      ? []
+      : COMPAT_MODES.map((mode) => {
+          const pending = pendingFor?.[`${client}/${mode}`] ?? pendingFor?.[client] ?? pendingFor?.[mode] ?? r.pending;
+          return {
+            ...r,
+            client,
+            mode,
+            needs: r.needs ?? "verifying-moto",
+            ...(pending === undefined ? {} : { pending }),
+          };
+        }),
   );
 }
 

@@ -104,6 +104,11 @@ export interface CompatCase {
   resources?: string[];
   /** Expected errorCode of the events (default: none). */
   errorCode?: string;
+  /**
+   * The edge must refuse the call with this AWS error code: the client fails with it (its error text also
+   * holds `output`), and every event is a DENY with this errorCode, under the principal the credential claims.
+   */
+  refusedWith?: string;
   /** Text the client's output must contain (placeholders allowed). */
   output?: string;
   needs: CompatNeeds;

@@ -35,10 +35,13 @@ export function describeCall(call: CompatCall): string {
 }
 
 function expectedEvents(row: CompatCase): string {
-  if (typeof row.events === "string") return row.events;
-  return Object.entries(row.events)
-    .map(([name, n]) => (n === 1 ? name : `${name}×${n}`))
-    .join(", ");
+  const names =
+    typeof row.events === "string"
+      ? row.events
+      : Object.entries(row.events)
+          .map(([name, n]) => (n === 1 ? name : `${name}×${n}`))
+          .join(", ");
+  return row.refusedWith === undefined ? names : `${names}, refused: ${row.refusedWith}`;
 }
 
 function cell(results: CompatRowResult[]): string {
@@ -86,6 +89,8 @@ const HOW_TO_READ = [
   "  events it must produce (`expected events`: exactly these, one each unless `×n`, all allowed, without",
   "  errorCode, under the row's own principal, with the row's resource ARNs). `moto` is the upstream:",
   "  signature-verifying unless moto's own verifier false-alarms on the call (then a non-verifying moto).",
+  "  `refused: <Code>` rows assert a refusal instead: the client gets that AWS error from the edge and each",
+  "  event is a DENY with that errorCode, still under the row's (claimed) principal.",
   "- Each row runs in **two modes**, one status column each:",
   "  - `endpoint`: the client is pointed at the edge (`AWS_ENDPOINT_URL`, `--endpoint-url` for aws CLI v2 2.9",
   "    and `aws sqs`, `endpoint` for SDK v3), plain HTTP; the events must not carry `tlsDetails`.",

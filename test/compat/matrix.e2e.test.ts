@@ -226,19 +226,25 @@ function resourcePattern(pattern: string, vars: Record<string, string>): RegExp 
 function problemsOf(run: RowRun): string[] {
   const { row, outcome, events, vars } = run;
   const problems: string[] = [];
-  if (!outcome.ok) problems.push(`client error: ${outcome.error}`);
-  else if (row.output !== undefined) {
-    const want = fillPlaceholders(row.output, vars);
-    if (!outcome.output.includes(want)) problems.push(`output lacks "${want}": ${outcome.output.slice(0, 200)}`);
+  const want = row.output === undefined ? undefined : fillPlaceholders(row.output, vars);
+  if (row.refusedWith !== undefined) {
+    if (outcome.ok) problems.push(`client succeeded, expected the edge to refuse with ${row.refusedWith}`);
+    else if (want !== undefined && !outcome.error.includes(want))
+      problems.push(`error lacks "${want}": ${outcome.error}`);
+  } else if (!outcome.ok) problems.push(`client error: ${outcome.error}`);
+  else if (want !== undefined && !outcome.output.includes(want)) {
+    problems.push(`output lacks "${want}": ${outcome.output.slice(0, 200)}`);
   }
-  const want = expectedCounts(row);
+  const counts = expectedCounts(row);
   const got = countByName(events);
-  if (JSON.stringify(Object.entries(got).sort()) !== JSON.stringify(Object.entries(want).sort())) {
-    problems.push(`events ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+  if (JSON.stringify(Object.entries(got).sort()) !== JSON.stringify(Object.entries(counts).sort())) {
+    problems.push(`events ${JSON.stringify(got)}, expected ${JSON.stringify(counts)}`);
   }
+  const decision = row.refusedWith === undefined ? Decision.ALLOW : Decision.DENY;
+  const errorCode = row.refusedWith ?? row.errorCode;
   for (const e of events) {
-    if (e.tollgate?.decision !== Decision.ALLOW) problems.push(`${e.eventName}: decision ${e.tollgate?.decision}`);
-    if (e.errorCode !== row.errorCode) {
+    if (e.tollgate?.decision !== decision) problems.push(`${e.eventName}: decision ${e.tollgate?.decision}`);
+    if (e.errorCode !== errorCode) {
       problems.push(`${e.eventName}: errorCode ${e.errorCode} (${e.errorMessage ?? ""})`.slice(0, 300));
     }
   }
