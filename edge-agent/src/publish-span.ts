@@ -62,10 +62,19 @@ export function callSpanContext(t: EventTraceIds): SpanContext | undefined {
   const recorded = t.spanId !== "";
   return {
     traceId: t.traceId,
-    spanId: recorded ? t.spanId : createHash("sha256").update(t.eventId).digest("hex").slice(0, 16),
+    spanId: recorded ? t.spanId : derivedSpanId(t.eventId),
     traceFlags: recorded ? TraceFlags.SAMPLED : TraceFlags.NONE,
     isRemote: true,
   };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-([0-9a-f]{4})-([0-9a-f]{12})$/;
+
+/** A span id that is a function of the eventID: the random tail of its UUID, else a hash of it. */
+function derivedSpanId(eventId: string): string {
+  const m = UUID.exec(eventId);
+  const id = m !== null ? `${m[1]}${m[2]}` : createHash("sha256").update(eventId).digest("hex").slice(0, 16);
+  return id === "0000000000000000" ? "0000000000000001" : id;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { createTraceState, type SpanContext, TraceFlags } from "@opentelemetry/api";
 
 /**
@@ -43,14 +43,29 @@ export function formatTraceparent(sc: Pick<SpanContext, "traceId" | "spanId" | "
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & TraceFlags.SAMPLED) === 0 ? "00" : "01"}`;
 }
 
+// Random bytes are drawn from a pool refilled 4 KiB at a time (as crypto.randomUUID does): one
+// trace id per AWS call even with tracing off, so this is on the hot path.
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+
+function randomHex(bytes: number): string {
+  if (poolAt + bytes > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const id = pool.toString("hex", poolAt, poolAt + bytes);
+  poolAt += bytes;
+  return id;
+}
+
 /** A random, valid W3C trace id (32 lowercase hex). */
 export function randomTraceId(): string {
-  const id = randomBytes(16).toString("hex");
+  const id = randomHex(16);
   return id === ZERO_TRACE_ID ? randomTraceId() : id;
 }
 
 /** A random, valid W3C span id (16 lowercase hex). */
 export function randomSpanId(): string {
-  const id = randomBytes(8).toString("hex");
+  const id = randomHex(8);
   return id === ZERO_SPAN_ID ? randomSpanId() : id;
 }
