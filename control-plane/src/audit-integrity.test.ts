@@ -176,7 +176,17 @@ describe("edge key registry", () => {
       publicKeyPem: rsa.publicKey.export({ type: "spki", format: "pem" }).toString(),
     });
     await expect(bad).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.InvalidArgument);
-    const badName = edgeClient.edge.registerEdgeKey({ edgeName: "a b", publicKeyPem: key.publicKeyPem });
+    // An enrolled edge registers keys for itself only (another name, valid or not, is refused).
+    const other = (await newEdge()).name;
+    for (const edgeName of [other, "a b"]) {
+      const foreign = edgeClient.edge.registerEdgeKey({ edgeName, publicKeyPem: key.publicKeyPem });
+      await expect(foreign).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.PermissionDenied);
+    }
+    expect((await admin.edge.listEdges({})).keys.filter((k) => k.edgeName === other).map((k) => k.keyId)).not.toContain(
+      key.keyId,
+    );
+    // Names are validated (the break-glass token may call RegisterEdgeKey for any name).
+    const badName = admin.edge.registerEdgeKey({ edgeName: "a b", publicKeyPem: key.publicKeyPem });
     await expect(badName).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.InvalidArgument);
   });
 });

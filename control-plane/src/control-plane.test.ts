@@ -598,6 +598,19 @@ describe("the shared edge token (legacy/dev switch)", () => {
     // Still an edge credential: no admin APIs.
     await expectCode(shared.connections.listConnections({}), Code.PermissionDenied);
     await expectCode(shared.credentials.issueCredential({ principal: "x" }), Code.PermissionDenied);
+    // A legacy edge registers its checkpoint key, but never under an enrolled edge's name.
+    const legacyKey = generateEdgeSigningKey();
+    const registered = await shared.edge.registerEdgeKey({
+      edgeName: "legacy-edge",
+      publicKeyPem: legacyKey.publicKeyPem,
+    });
+    expect(registered.keyId).toBe(legacyKey.keyId);
+    await expectCode(
+      shared.edge.registerEdgeKey({ edgeName: "test-edge", publicKeyPem: legacyKey.publicKeyPem }),
+      Code.PermissionDenied,
+    );
+    const keys = (await createControlPlaneClient({ baseUrl: cp.url, token: adminToken }).edge.listEdges({})).keys;
+    expect(keys.filter((k) => k.edgeName === "test-edge").map((k) => k.keyId)).toEqual([edgeKey.keyId]);
 
     // Back to the default: refused again.
     await cp.close();

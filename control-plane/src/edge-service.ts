@@ -46,7 +46,19 @@ export interface EdgeServiceDeps {
 export function createEdgeServiceImpl(deps: EdgeServiceDeps): ServiceImpl<typeof EdgeService> {
   const { registry, credentialKeys, audit, edgeKeys, edges, revocations, logger } = deps;
   return {
-    async registerEdgeKey(req) {
+    async registerEdgeKey(req, ctx) {
+      // Checkpoint keys say whose chain a signature vouches for: an enrolled edge registers keys
+      // for itself only, and the legacy shared edge token never for an enrolled edge's name.
+      const identity = ctx.values.get(edgeIdentityKey);
+      if (identity !== undefined && req.edgeName !== identity.edgeName) {
+        throw new ConnectError(`edge ${identity.edgeName} may register keys only for itself`, Code.PermissionDenied);
+      }
+      if (identity === undefined && (await withInfra("redis", () => edges.get(req.edgeName), logger)) !== undefined) {
+        throw new ConnectError(
+          `edge ${req.edgeName} is enrolled: only its own signed requests may register its keys`,
+          Code.PermissionDenied,
+        );
+      }
       try {
         const record = await edgeKeys.register(req.edgeName, req.publicKeyPem);
         logger.info(
