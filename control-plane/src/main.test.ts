@@ -110,5 +110,5 @@ describe("tollgate-control-plane (dist/main.js)", () => {
       expect(result.stderr.split("\n").filter(Boolean)).toHaveLength(1);
       expect(result.stderr).toContain(name);
     }
-  });
+  }, 120_000);
 });

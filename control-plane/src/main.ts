@@ -3,9 +3,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { trace } from "@opentelemetry/api";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
-import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { DEFAULT_AUDIT_STREAM, DEFAULT_AUDIT_SUBJECT_PREFIX, TollgateError } from "@tollgate/sdk";
 import { type Logger as PinoLogger, pino } from "pino";
 import { ControlPlane } from "./control-plane.js";
@@ -94,9 +92,10 @@ function envLogLevel(name: string, fallback: LogLevel): LogLevel {
 
 /**
  * OpenTelemetry traces: on when an OTLP endpoint is set (the standard OTEL_* variables; the
- * exporter, sampler and batch processor read theirs); registered as the global provider.
+ * exporter, sampler and batch processor read theirs); registered as the global provider. The SDK
+ * is loaded only then, so a process without tracing does not pay for importing it.
  */
-function startTracing(): BasicTracerProvider | undefined {
+async function startTracing(): Promise<BasicTracerProvider | undefined> {
   const endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ?? env("OTEL_EXPORTER_OTLP_ENDPOINT");
   if (endpoint === undefined) return undefined;
   if ((env("OTEL_SDK_DISABLED") ?? "false").toLowerCase() === "true") return undefined;
@@ -105,9 +104,14 @@ function startTracing(): BasicTracerProvider | undefined {
     const protocol = env(name) ?? "http/json";
     if (protocol !== "http/json") throw new EnvError(`${name}: only http/json is supported, got "${protocol}"`);
   }
-  const provider = new BasicTracerProvider({
+  const [{ OTLPTraceExporter }, { detectResources, envDetector, resourceFromAttributes }, sdk] = await Promise.all([
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace-base"),
+  ]);
+  const provider = new sdk.BasicTracerProvider({
     resource: resourceFromAttributes({ "service.name": PROGRAM }).merge(detectResources({ detectors: [envDetector] })),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+    spanProcessors: [new sdk.BatchSpanProcessor(new OTLPTraceExporter())],
   });
   trace.setGlobalTracerProvider(provider);
   return provider;
@@ -195,7 +199,7 @@ async function main(): Promise<void> {
   let logger: PinoLogger;
   let tracerProvider: BasicTracerProvider | undefined;
   try {
-    tracerProvider = startTracing();
+    tracerProvider = await startTracing();
     const listen = envListen("TOLLGATE_API_LISTEN", "127.0.0.1:8788");
     logger = pino({ name: PROGRAM, level: envLogLevel("TOLLGATE_LOG_LEVEL", "info") });
     controlPlane = new ControlPlane({

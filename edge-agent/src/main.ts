@@ -9,9 +9,7 @@ import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connect } from "@nats-io/transport-node";
 import { trace } from "@opentelemetry/api";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
-import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { type ControlPlaneClient, createControlPlaneClient, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
 import { pino } from "pino";
 import { AuditCallRecorder, AuditRecorder } from "./audit-recorder.js";
@@ -216,11 +214,17 @@ const logger = pino({
 });
 let tracerProvider: BasicTracerProvider | undefined;
 if (tracingOn) {
-  tracerProvider = new BasicTracerProvider({
+  // Loaded only when tracing is on: importing the SDK costs start-up time every process would pay.
+  const [{ OTLPTraceExporter }, { detectResources, envDetector, resourceFromAttributes }, sdk] = await Promise.all([
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace-base"),
+  ]);
+  tracerProvider = new sdk.BasicTracerProvider({
     resource: resourceFromAttributes({ "service.name": "tollgate-edge", "service.instance.id": edgeName }).merge(
       detectResources({ detectors: [envDetector] }),
     ),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+    spanProcessors: [new sdk.BatchSpanProcessor(new OTLPTraceExporter())],
   });
   trace.setGlobalTracerProvider(tracerProvider);
   logger.info({ event: "tracing", endpoint: otlpEndpoint }, "exporting OpenTelemetry traces");
