@@ -34,7 +34,7 @@ interface Alert {
 async function waitForAlert(kind: string, timeoutMs: number): Promise<Alert> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const alerts = (await alertsFor(stack.cliEnv, stack.edgeName)) as Alert[];
+    const alerts = (await alertsFor(stack.cliEnv, stack.edgeName, { all: true })) as Alert[];
     const found = alerts.find((a) => a.kind === kind);
     if (found !== undefined) return found;
     if (Date.now() > until) throw new Error(`no ${kind} alert in ${timeoutMs} ms; alerts: ${JSON.stringify(alerts)}`);
@@ -54,7 +54,7 @@ describe("silent edge", () => {
     try {
       // An idle edge checkpoints every 5 s: over more than the window, no alert.
       await sleep((SILENCE_S + 3) * 1000);
-      expect(await alertsFor(stack.cliEnv, stack.edgeName)).toEqual([]);
+      expect(await alertsFor(stack.cliEnv, stack.edgeName, { all: true })).toEqual([]);
 
       await stack.edge.stop("SIGKILL");
       const killedAt = Date.now();
@@ -65,13 +65,13 @@ describe("silent edge", () => {
       expect(silent.detail).toMatch(/^no checkpoint for \d+ s/);
       // Raised once per silence, not on every check.
       await sleep(3000);
-      const alerts = (await alertsFor(stack.cliEnv, stack.edgeName)) as Alert[];
+      const alerts = (await alertsFor(stack.cliEnv, stack.edgeName, { all: true })) as Alert[];
       expect(alerts.map((a) => a.kind)).toEqual(["silent"]);
 
       await stack.startEdge();
       const resumed = await waitForAlert("resumed", 30_000);
       expect(resumed.detail).toMatch(/^checkpoints resumed after \d+ s of silence/);
-      const after = (await alertsFor(stack.cliEnv, stack.edgeName)) as Alert[];
+      const after = (await alertsFor(stack.cliEnv, stack.edgeName, { all: true })) as Alert[];
       expect(after.map((a) => a.kind)).toEqual(["resumed", "silent"]);
 
       // Both went out on NATS too, where alert subscribers (pagers, SIEMs) get them.
