@@ -87,6 +87,8 @@ function classify(err: unknown): SamlLoginError {
     [/signature/i, "bad_signature", "the assertion is not signed by the configured IdP"],
     [/audience/i, "wrong_audience", "the assertion is for another audience"],
     [/expired|NotOnOrAfter|NotBefore|not yet valid|too old/i, "expired", "the assertion is expired or not yet valid"],
+    // node-saml keeps only subject confirmations within their time window.
+    [/no valid subject confirmation/i, "expired", "the assertion is expired or not yet valid"],
     [/InResponseTo/i, "unsolicited_or_replayed", "the response answers no pending login (replayed or unsolicited)"],
     [/issuer/i, "wrong_issuer", "the assertion comes from another IdP"],
     [/status/i, "idp_error", "the IdP reported a failed login"],
@@ -333,7 +335,7 @@ export class SamlSso {
       res,
       200,
       "Tollgate login",
-      `<p>Logged in as ${escapeHtml(principal)} (${escapeHtml(mapped.roles.join(", "))}).</p><p>Session token (keep it secret; <code>tollgate login --session-token-stdin</code> stores it):</p><pre id="session-token">${escapeHtml(issued.token)}</pre>`,
+      `<p>Logged in as ${escapeHtml(principal)} (${escapeHtml(mapped.roles.join(", "))}).</p><p>Session token (keep it secret; the CLI uses it from <code>TOLLGATE_SESSION_TOKEN</code>, or run <code>tollgate login --saml</code>):</p><pre id="session-token">${escapeHtml(issued.token)}</pre>`,
     );
   }
 

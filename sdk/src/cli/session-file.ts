@@ -1,4 +1,4 @@
-import { chmodSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** `$TOLLGATE_HOME/session.json`, written by `tollgate login` (0600). */
@@ -47,6 +47,7 @@ export function readSessionFile(home: string): SessionFile | undefined {
 /** Writes the session file atomically with mode 0600. */
 export function writeSessionFile(home: string, session: SessionFile): void {
   const path = sessionPath(home);
+  mkdirSync(home, { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(session, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600);
