@@ -250,10 +250,11 @@ describe("SAML SSO", () => {
     });
     const exited = new Promise<number>((r) => child.on("close", (c) => r(c ?? -1)));
     const deadline = Date.now() + 30_000;
-    let m: RegExpExecArray | null = null;
-    while ((m = /open this URL in a browser:\n(\S+)/.exec(stderr)) === null) {
+    let m = /open this URL in a browser:\n(\S+)/.exec(stderr);
+    while (m === null) {
       if (Date.now() > deadline) throw new Error(`no URL from the CLI: ${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
+      m = /open this URL in a browser:\n(\S+)/.exec(stderr);
     }
     const browser = await startLogin(new FormBrowser(), new URL(m[1] as string).search);
     const acsPage = await postToAcs(
