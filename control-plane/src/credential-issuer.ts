@@ -1,3 +1,6 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { IssueCredentialResponseSchema } from "@tollgate/proto";
 import type { CredentialKey, GatewayCredential } from "@tollgate/sdk";
 import { issueGatewayCredential } from "@tollgate/sdk";
 import type { Redis } from "ioredis";
@@ -92,4 +95,17 @@ export class CredentialIssuer {
       .map((raw) => JSON.parse(raw) as IssuedCredentialRecord)
       .filter((rec) => principal === undefined || principal === "" || rec.principal === principal);
   }
+}
+
+/** A minted credential as the `IssueCredentialResponse` every credential-issuing RPC returns. */
+export function credentialResponse(cred: GatewayCredential): MessageInitShape<typeof IssueCredentialResponseSchema> {
+  return {
+    accessKeyId: cred.accessKeyId,
+    secretAccessKey: cred.secretAccessKey,
+    sessionToken: cred.sessionToken,
+    expireTime: timestampFromMs(cred.expiresAtSec * 1000),
+    credentialId: cred.credentialId,
+    principal: cred.principal,
+    connection: cred.connection,
+  };
 }

@@ -6,6 +6,7 @@ import type { ConnectionRegistry } from "./connection-registry.js";
 import { requireConnectionName } from "./connection-service.js";
 import {
   type CredentialIssuer,
+  credentialResponse,
   DEFAULT_CREDENTIAL_TTL_SEC,
   type IssuedCredentialRecord,
   MAX_CREDENTIAL_TTL_SEC,
@@ -109,15 +110,7 @@ export function createCredentialServiceImpl(
         },
         "gateway credential issued",
       );
-      return {
-        accessKeyId: cred.accessKeyId,
-        secretAccessKey: cred.secretAccessKey,
-        sessionToken: cred.sessionToken,
-        expireTime: timestampFromMs(cred.expiresAtSec * 1000),
-        credentialId: cred.credentialId,
-        principal: cred.principal,
-        connection: cred.connection,
-      };
+      return credentialResponse(cred);
     },
 
     async listCredentials(req) {

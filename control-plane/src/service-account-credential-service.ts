@@ -1,9 +1,8 @@
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { ServiceAccountCredentialService } from "@tollgate/proto";
 import type { ConnectionRegistry } from "./connection-registry.js";
 import type { ControlPlaneAudit, ControlPlaneCall } from "./control-plane-audit.js";
-import { type CredentialIssuer, MIN_CREDENTIAL_TTL_SEC } from "./credential-issuer.js";
+import { type CredentialIssuer, credentialResponse, MIN_CREDENTIAL_TTL_SEC } from "./credential-issuer.js";
 import type { CredentialRevocations } from "./credential-revocations.js";
 import { toConnectError, withInfra } from "./infra-error.js";
 import type { Logger } from "./logger.js";
@@ -143,15 +142,7 @@ export function createServiceAccountCredentialServiceImpl(
       );
       return {
         serviceAccount: account.name,
-        credential: {
-          accessKeyId: cred.accessKeyId,
-          secretAccessKey: cred.secretAccessKey,
-          sessionToken: cred.sessionToken,
-          expireTime: timestampFromMs(cred.expiresAtSec * 1000),
-          credentialId: cred.credentialId,
-          principal: cred.principal,
-          connection: cred.connection,
-        },
+        credential: credentialResponse(cred),
       };
     },
   };

@@ -1,6 +1,6 @@
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { WebIdentityService } from "@tollgate/proto";
+import { credentialResponse } from "./credential-issuer.js";
 import { withInfra } from "./infra-error.js";
 import type { Logger } from "./logger.js";
 import type { WebIdentityExchange } from "./web-identity-exchange.js";
@@ -72,15 +72,7 @@ export function createWebIdentityServiceImpl(
         groups: outcome.groups,
         rule: outcome.rule,
         accountId: outcome.accountId,
-        credential: {
-          accessKeyId: cred.accessKeyId,
-          secretAccessKey: cred.secretAccessKey,
-          sessionToken: cred.sessionToken,
-          expireTime: timestampFromMs(cred.expiresAtSec * 1000),
-          credentialId: cred.credentialId,
-          principal: cred.principal,
-          connection: cred.connection,
-        },
+        credential: credentialResponse(cred),
       };
     },
   };

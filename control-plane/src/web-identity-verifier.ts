@@ -8,22 +8,11 @@ import {
   jwtVerify,
 } from "jose";
 import type { Logger } from "./logger.js";
+import { ID_TOKEN_ALGORITHMS } from "./oidc-verifier.js";
 import type { TrustRuleRecord } from "./trust-rule-store.js";
 
-/** Signature algorithms accepted in web identity tokens: asymmetric only (never `none`, never HS*). */
-export const WEB_IDENTITY_ALGORITHMS: readonly string[] = [
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "EdDSA",
-  "Ed25519",
-];
+/** Signature algorithms accepted in web identity tokens: the same asymmetric set as ID tokens. */
+export const WEB_IDENTITY_ALGORITHMS: readonly string[] = ID_TOKEN_ALGORITHMS;
 
 /** STS error codes an exchange can end with. */
 export type WebIdentityErrorCode =
