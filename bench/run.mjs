@@ -49,6 +49,7 @@ const { values: args } = parseArgs({
     transfers: { type: "string", default: "" }, // default: get and every PUT mode
     profile: { type: "boolean", default: false }, // always profile the edge at the end
     "no-profile": { type: "boolean", default: false }, // never (default: only if a small-request target is missed)
+    "profile-transfer": { type: "string", default: "signed-chunks" }, // the large transfer profiled
   },
 });
 const DURATION_S = Number(args.duration);
@@ -495,49 +496,39 @@ try {
       await wrk(port, Math.max(...CONNS), WARMUP_S, file);
       const r = await wrk(port, Math.max(...CONNS), Math.min(DURATION_S, 8), file);
       await stopChild(tg.edge);
-      const prof = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
-      if (prof === undefined) continue;
-      const summary = summarizeCpuProfile(JSON.parse(readFileSync(join(profDir, prof), "utf8")), {
-        repo: REPO,
-        top: 25,
-      });
-      mkdirSync(join(BENCH, "results"), { recursive: true });
-      const keep = join(BENCH, "results", `edge-${workload}-${result.startedAt.replace(/[:.]/g, "-")}.cpuprofile`);
-      writeFileSync(keep, readFileSync(join(profDir, prof)));
-      result.profile[workload] = { file: keep, requests: r.requests, ...summary };
+      Object.assign(result.profile, keepProfiles(profDir, workload, { requests: r.requests }));
     }
   }
-  const chunksMissed = result.verdicts.some((v) => v.target.startsWith("PUT signed-chunks") && v.met === false);
-  if (args.only !== "small" && !args["no-profile"] && (args.profile || chunksMissed)) {
-    log("bench: profiling the edge (node --cpu-prof) during one PUT with signed chunks");
-    const profDir = join(dir, "profile-put");
+  const PROFILE_TRANSFER = args["profile-transfer"];
+  const transferMissed = result.verdicts.some(
+    (v) => v.target.startsWith(PROFILE_TRANSFER === "get" ? "GET" : `PUT ${PROFILE_TRANSFER}`) && v.met === false,
+  );
+  if (args.only !== "small" && !args["no-profile"] && (args.profile || transferMissed)) {
+    log(`bench: profiling the edge (node --cpu-prof) during one 1 GiB ${PROFILE_TRANSFER} transfer`);
+    const profDir = join(dir, "profile-transfer");
     mkdirSync(profDir);
     await startEdge(tg, ["--cpu-prof", `--cpu-prof-dir=${profDir}`]);
-    const r = await timedPut({
-      port: edgePort(),
-      credential: credentialFor("put"),
-      region: REGION,
-      size: SIZE,
-      mode: "signed-chunks",
-      payload: makePayload(CHUNK),
-    });
+    const r =
+      PROFILE_TRANSFER === "get"
+        ? await timedGet({ port: edgePort(), credential: credentialFor("get"), region: REGION, size: SIZE })
+        : await timedPut({
+            port: edgePort(),
+            credential: credentialFor("put"),
+            region: REGION,
+            size: SIZE,
+            mode: PROFILE_TRANSFER,
+            payload: makePayload(CHUNK),
+          });
     await stopChild(tg.edge);
-    const prof = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
-    if (r.status === 200 && prof !== undefined) {
+    if (r.status === 200) {
       result.profile ??= {};
-      const keep = join(
-        BENCH,
-        "results",
-        `edge-put-signed-chunks-${result.startedAt.replace(/[:.]/g, "-")}.cpuprofile`,
+      Object.assign(
+        result.profile,
+        keepProfiles(profDir, `${PROFILE_TRANSFER === "get" ? "get" : `put-${PROFILE_TRANSFER}`}`, {
+          requests: 1,
+          mibPerS: Math.round(r.mibPerS),
+        }),
       );
-      mkdirSync(join(BENCH, "results"), { recursive: true });
-      writeFileSync(keep, readFileSync(join(profDir, prof)));
-      result.profile["put-signed-chunks"] = {
-        file: keep,
-        requests: 1,
-        mibPerS: Math.round(r.mibPerS),
-        ...summarizeCpuProfile(JSON.parse(readFileSync(join(profDir, prof), "utf8")), { repo: REPO, top: 25 }),
-      };
     }
   }
 
@@ -552,6 +543,30 @@ const out = join(BENCH, "results", `${result.startedAt.replace(/[:.]/g, "-")}.js
 writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(renderReport(result));
 process.stdout.write(`\nresults: ${resolve(out)}  (${result.elapsedS} s)\n`);
+
+/**
+ * Summarizes every `.cpuprofile` in `profDir` (one per edge process: the primary and each
+ * worker), busiest first, keeps the files in bench/results/ and returns them keyed by label.
+ */
+function keepProfiles(profDir, label, extra) {
+  const out = {};
+  const profiles = readdirSync(profDir)
+    .filter((f) => f.endsWith(".cpuprofile"))
+    .map((f) => {
+      const text = readFileSync(join(profDir, f), "utf8");
+      const summary = summarizeCpuProfile(JSON.parse(text), { repo: REPO, top: 25 });
+      return { text, summary };
+    })
+    .sort((a, b) => b.summary.totalMs - a.summary.totalMs);
+  mkdirSync(join(BENCH, "results"), { recursive: true });
+  profiles.forEach(({ text, summary }, i) => {
+    const key = i === 0 ? label : `${label}, edge process ${i + 1} of ${profiles.length}`;
+    const file = join(BENCH, "results", `edge-${label}-${i + 1}-${result.startedAt.replace(/[:.]/g, "-")}.cpuprofile`);
+    writeFileSync(file, text);
+    out[key] = { file, ...extra, ...summary };
+  });
+  return out;
+}
 
 function proxyCpuPerGiB(row) {
   const own = { "node-proxy": "nodeProxy", tollgate: "edge", "nginx-proxy": "nginx" }[row.variant];
