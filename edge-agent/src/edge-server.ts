@@ -2,7 +2,6 @@ import { createHash, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
 import * as https from "node:https";
-import { pipeline } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { type Tracer, trace } from "@opentelemetry/api";
 import type { AuditEvent } from "@tollgate/proto";
@@ -18,6 +17,7 @@ import type { EdgeConfigSnapshot } from "./edge-config.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { PayloadDigest, type PayloadDigestValue } from "./payload-digest.js";
 import { PayloadHashGuard, PayloadHashMismatch } from "./payload-hash-guard.js";
+import { relay } from "./relay.js";
 import {
   type ChunkSigningContext,
   SIGNED_CHUNK_PAYLOADS,
@@ -761,7 +761,7 @@ export function createEdgeRequestHandler(
                 } else truncated = true;
               }
             });
-            pipeline(up, res, (err) => {
+            relay(up, res, (err) => {
               if (responseDigest !== undefined && !err) call.responsePayload = responseDigest.digest();
               const parsed = parseAwsResponse({
                 protocol: c.protocol,
@@ -806,15 +806,15 @@ export function createEdgeRequestHandler(
               call.bytesIn += chunk.length;
               requestDigest?.update(chunk);
             });
-            pipeline(req, upstreamReq, (err) => {
+            relay(req, upstreamReq, (err) => {
               if (requestDigest !== undefined && !err) call.requestPayload = requestDigest.digest();
             });
             return;
           }
           const digestChunk = (chunk: Buffer): void => requestDigest?.update(chunk);
           if (requestDigest !== undefined) req.on("data", digestChunk);
-          // Not pipeline(): on a failed check the client must still get the error response,
-          // and pipeline would destroy its socket with the request.
+          // Not relay(): on a failed check the client must still get the error response,
+          // and relay would destroy its socket with the request.
           guard.on("error", (err) => {
             req.off("data", digestChunk);
             req.unpipe(guard);
