@@ -1,12 +1,13 @@
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { clone, create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { clone, create, fromBinary, toJsonString } from "@bufbuild/protobuf";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { createInbox, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { type Tracer, trace } from "@opentelemetry/api";
 import { type AuditEvent, AuditEventSchema, CheckpointSchema, TollgateContextSchema } from "@tollgate/proto";
 import {
   auditCheckpointSubject,
+  auditEventToBinary,
   auditEventToJson,
   auditSubject,
   chainEvent,
@@ -122,7 +123,7 @@ export interface JournalEvent {
 export function encodeJournalEvent(subjectPrefix: string, event: AuditEvent): Buffer {
   const id = Buffer.from(event.eventId, "utf8");
   const prefix = Buffer.from(subjectPrefix, "utf8");
-  const body = toBinary(AuditEventSchema, event);
+  const body = auditEventToBinary(event);
   const out = Buffer.allocUnsafe(4 + id.length + prefix.length + body.length);
   out.writeUInt16BE(id.length, 0);
   out.set(id, 2);

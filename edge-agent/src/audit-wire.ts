@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
-import { toBinary } from "@bufbuild/protobuf";
-import { type AuditEvent, AuditEventSchema } from "@tollgate/proto";
-import { auditEventToJson, auditSubject } from "@tollgate/sdk";
+import type { AuditEvent } from "@tollgate/proto";
+import { auditEventToBinary, auditEventToJson, auditSubject } from "@tollgate/sdk";
 
 /**
  * One encoding per audit event, reused by the journal, the hash chain and JetStream.
@@ -49,7 +48,7 @@ export function encodeAuditEvent(subjectPrefix: string, event: AuditEvent): Enco
       service: event.tollgate?.signingName ?? "",
       operation: event.eventName,
     }),
-    binary: toBinary(AuditEventSchema, event),
+    binary: auditEventToBinary(event),
     json: auditEventToJson(event),
   };
 }

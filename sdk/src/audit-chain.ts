@@ -7,8 +7,9 @@ import {
   sign,
   verify,
 } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { type AuditEvent, AuditEventSchema, type Checkpoint, CheckpointSchema } from "@tollgate/proto";
+import { create } from "@bufbuild/protobuf";
+import { type AuditEvent, type Checkpoint, CheckpointSchema } from "@tollgate/proto";
+import { auditEventToBinary } from "./audit-codec.js";
 
 /**
  * Tamper evidence for audit events. Each edge numbers its events 1, 2, 3, ... and chains them:
@@ -31,7 +32,7 @@ export function computeEventHash(event: AuditEvent): string {
     return createHash("sha256")
       .update(t?.prevHash ?? "", "utf8")
       .update(ZERO)
-      .update(toBinary(AuditEventSchema, event))
+      .update(auditEventToBinary(event))
       .digest("hex");
   } finally {
     if (t !== undefined) t.hash = saved;

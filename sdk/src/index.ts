@@ -14,6 +14,7 @@ export {
   signCheckpoint,
   verifyCheckpoint,
 } from "./audit-chain.js";
+export { auditEventToBinary } from "./audit-codec.js";
 export { auditEventFromJson, auditEventToJson } from "./audit-json.js";
 export type { AuditSubjectParts } from "./audit-subjects.js";
 export {
