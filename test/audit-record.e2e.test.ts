@@ -38,6 +38,9 @@ describe("the audit record (issue #4)", () => {
     const table = `rec-${randomBytes(4).toString("hex")}`;
     const body = randomBytes(300 * 1024 + 17);
     const sha256 = createHash("sha256").update(body).digest("hex");
+    // Over 1 MiB: digested on the edge's worker thread (offthread-digest.ts) instead of inline.
+    const big = randomBytes(3 * 1024 * 1024 + 5);
+    const bigSha256 = createHash("sha256").update(big).digest("hex");
 
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: "obj.bin", Body: body }));
@@ -45,6 +48,11 @@ describe("the audit record (issue #4)", () => {
     expect(
       Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()),
     ).toEqual(body);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: "big.bin", Body: big }));
+    const gotBig = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "big.bin" }));
+    expect(
+      Buffer.from(await (gotBig.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()),
+    ).toEqual(big);
     await ddb.send(
       new CreateTableCommand({
         TableName: table,
@@ -56,9 +64,11 @@ describe("the audit record (issue #4)", () => {
     await ddb.send(new PutItemCommand({ TableName: table, Item: { pk: { S: "1" } } }));
     await sts.send(new GetCallerIdentityCommand({}));
 
-    const events = await waitForEvents(dev, { principal: "record-agent" }, 6);
-    const byName = (name: string) => {
-      const found = events.filter((e) => e.eventName === name);
+    const events = await waitForEvents(dev, { principal: "record-agent" }, 8);
+    const byName = (name: string, key = "obj.bin") => {
+      const found = events.filter(
+        (e) => e.eventName === name && (!name.endsWith("Object") || e.requestParameters?.key === key),
+      );
       expect(found, name).toHaveLength(1);
       return found[0] as (typeof found)[number];
     };
@@ -77,6 +87,13 @@ describe("the audit record (issue #4)", () => {
     expect(get.tollgate?.responsePayload?.size).toBe(BigInt(body.length));
     expect(get.tollgate?.responsePayload?.sha256).toBe(sha256);
     expect(get.responseElements).toBeUndefined();
+
+    const bigPut = byName("PutObject", "big.bin");
+    expect(bigPut.tollgate?.requestPayload?.size).toBe(BigInt(big.length));
+    expect(bigPut.tollgate?.requestPayload?.sha256).toBe(bigSha256);
+    const bigGet = byName("GetObject", "big.bin");
+    expect(bigGet.tollgate?.responsePayload?.size).toBe(BigInt(big.length));
+    expect(bigGet.tollgate?.responsePayload?.sha256).toBe(bigSha256);
 
     const createBucket = byName("CreateBucket");
     expect(createBucket.eventCategory).toBe("Management");

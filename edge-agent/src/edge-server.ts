@@ -15,7 +15,8 @@ import { parseAwsResponse, upstreamRequestId } from "./aws-response-parser.js";
 import { type CallSpan, EDGE_TRACER_NAME, endCallSpan, startCallSpan } from "./call-span.js";
 import type { EdgeConfigSnapshot } from "./edge-config.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { PayloadDigest, type PayloadDigestValue } from "./payload-digest.js";
+import { type BodyDigest, DigestPool, digestBody } from "./offthread-digest.js";
+import type { PayloadDigestValue } from "./payload-digest.js";
 import { PayloadHashGuard, PayloadHashMismatch } from "./payload-hash-guard.js";
 import { relay } from "./relay.js";
 import {
@@ -220,6 +221,8 @@ export function createEdgeRequestHandler(
   const o = resolveEdgeServerOptions(options);
   const signingKeys = new SigningKeyCache();
   const upstreamSigners = new UpstreamSignerCache();
+  // Object-body SHA-256s of large transfers run on a worker thread (offthread-digest.ts).
+  const digestPool = new DigestPool({ logger: o.logger });
   const agents = {
     "http:": new http.Agent({ keepAlive: true, maxSockets: 256 }),
     "https:": new https.Agent({ keepAlive: true, maxSockets: 256 }),
@@ -668,11 +671,25 @@ export function createEdgeRequestHandler(
             timeout: o.upstreamTimeoutMs,
           });
           let settled = false;
+          /** Object-body digests in progress; their results are in the final event. */
+          const digests: Array<{ of: "requestPayload" | "responsePayload"; digest: BodyDigest }> = [];
           const done = (): void => {
             if (settled) return;
             settled = true;
-            finish(call, req, config);
-            resolve();
+            const complete = (): void => {
+              finish(call, req, config);
+              resolve();
+            };
+            if (digests.length === 0) {
+              complete();
+              return;
+            }
+            void Promise.all(
+              digests.map(async ({ of, digest }) => {
+                const value = await digest.settle();
+                if (value !== undefined) call[of] = value;
+              }),
+            ).then(complete);
           };
           const failUpstream = (code: string, message: string, status: number): void => {
             if (settled) return;
@@ -747,13 +764,16 @@ export function createEdgeRequestHandler(
             const capture =
               !objectBody &&
               (call.httpStatus >= 300 || ((!c.readOnly || call.requestId === "") && /xml|json/i.test(contentType)));
-            const responseDigest = objectBody && req.method !== "HEAD" ? new PayloadDigest("raw") : undefined;
+            const responseDigest =
+              objectBody && req.method !== "HEAD"
+                ? digestBody(up, "raw", digestPool, contentLengthOf(up.headers["content-length"]))
+                : undefined;
+            if (responseDigest !== undefined) digests.push({ of: "responsePayload", digest: responseDigest });
             const captured: Buffer[] = [];
             let capturedBytes = 0;
             let truncated = false;
             up.on("data", (chunk: Buffer) => {
               call.bytesOut += chunk.length;
-              responseDigest?.update(chunk);
               if (capture && !truncated) {
                 if (capturedBytes + chunk.length <= o.responseCaptureBytes) {
                   captured.push(chunk);
@@ -762,7 +782,7 @@ export function createEdgeRequestHandler(
               }
             });
             relay(up, res, (err) => {
-              if (responseDigest !== undefined && !err) call.responsePayload = responseDigest.digest();
+              if (err) responseDigest?.abandon();
               const parsed = parseAwsResponse({
                 protocol: c.protocol,
                 status: call.httpStatus,
@@ -795,36 +815,33 @@ export function createEdgeRequestHandler(
           const guard = resigner ?? (HEX_SHA256.test(payloadMode) ? new PayloadHashGuard(payloadMode) : undefined);
           // Object bodies are digested as they pass (a verified signed hash is reused as it is).
           const objectBody = c.service === "s3" && OBJECT_BODY_REQUESTS.has(c.eventName);
+          const digestMode =
+            resigner !== undefined || payloadMode === "STREAMING-UNSIGNED-PAYLOAD-TRAILER" ? "aws-chunked" : "raw";
           const requestDigest =
-            objectBody && resigner === undefined && guard === undefined
-              ? new PayloadDigest(payloadMode === "STREAMING-UNSIGNED-PAYLOAD-TRAILER" ? "aws-chunked" : "raw")
-              : objectBody && resigner !== undefined
-                ? new PayloadDigest("aws-chunked")
-                : undefined;
+            objectBody && (resigner !== undefined || guard === undefined)
+              ? digestBody(req, digestMode, digestPool, contentLengthOf(req.headers["content-length"]))
+              : undefined;
+          if (requestDigest !== undefined) digests.push({ of: "requestPayload", digest: requestDigest });
           if (guard === undefined) {
             req.on("data", (chunk: Buffer) => {
               call.bytesIn += chunk.length;
-              requestDigest?.update(chunk);
             });
             relay(req, upstreamReq, (err) => {
-              if (requestDigest !== undefined && !err) call.requestPayload = requestDigest.digest();
+              if (err) requestDigest?.abandon();
             });
             return;
           }
-          const digestChunk = (chunk: Buffer): void => requestDigest?.update(chunk);
-          if (requestDigest !== undefined) req.on("data", digestChunk);
           // Not relay(): on a failed check the client must still get the error response,
           // and relay would destroy its socket with the request.
           guard.on("error", (err) => {
-            req.off("data", digestChunk);
+            requestDigest?.abandon();
             req.unpipe(guard);
             call.bytesIn = guard.bytes;
             refuseBody(err);
           });
           guard.on("end", () => {
             call.bytesIn = guard.bytes;
-            if (requestDigest !== undefined) call.requestPayload = requestDigest.digest();
-            else if (objectBody && guard instanceof PayloadHashGuard) {
+            if (requestDigest === undefined && objectBody && guard instanceof PayloadHashGuard) {
               call.requestPayload = { size: guard.bytes, sha256: payloadMode.toLowerCase() };
             }
           });
@@ -839,6 +856,12 @@ export function createEdgeRequestHandler(
   return (req, res) => {
     void handle(req, res);
   };
+}
+
+/** A Content-Length header as a number; unknown (chunked) counts as large. */
+function contentLengthOf(value: string | undefined): number {
+  const n = value === undefined ? Number.NaN : Number(value);
+  return Number.isFinite(n) ? n : Number.POSITIVE_INFINITY;
 }
 
 /** S3 operations whose request body is an object (digested, never stored or parsed). */
