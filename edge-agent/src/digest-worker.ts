@@ -1,7 +1,7 @@
 /**
  * Worker thread of {@link DigestPool} (offthread-digest.ts): keeps one {@link PayloadDigest} per
- * transfer and answers every batch with an acknowledgement (the sender's backpressure) and the
- * last one with the digest.
+ * transfer and answers every batch with an acknowledgement (the sender's backpressure) that
+ * hands the batch's buffer back, and the last one with the digest.
  */
 import { parentPort } from "node:worker_threads";
 import type { DigestReply, DigestRequest } from "./offthread-digest.js";
@@ -31,5 +31,9 @@ port.on("message", (m: DigestRequest) => {
   } else {
     reply = { id: m.id, acked };
   }
-  port.postMessage(reply);
+  // The batch buffer goes back to the main thread for reuse (no garbage per MiB hashed).
+  if (m.data !== undefined) {
+    reply.buffer = m.data.buffer as ArrayBuffer;
+    port.postMessage(reply, [reply.buffer]);
+  } else port.postMessage(reply);
 });

@@ -12,9 +12,10 @@ import { PayloadDigest, type PayloadDigestValue } from "./payload-digest.js";
  *
  * An {@link OffThreadDigest} is a Writable: pipe the body into it next to the real destination,
  * and `pipe`'s backpressure holds the body when the worker falls behind (at most
- * {@link MAX_OUTSTANDING} bytes per transfer are in flight to it). Bytes are copied into 1 MiB
+ * {@link MAX_OUTSTANDING} bytes per transfer are in flight to it). Bytes are copied into 512 KiB
  * batches (the body's own buffers are still being written elsewhere, so they cannot be
- * transferred) and each batch is transferred, not cloned.
+ * transferred); each batch buffer is transferred to the worker, not cloned, and handed back
+ * with its acknowledgement for reuse, so a transfer allocates nothing per batch.
  */
 
 /** Main thread → worker. */
@@ -30,13 +31,17 @@ export interface DigestRequest {
 export interface DigestReply {
   id: number;
   acked: number;
+  /** The acknowledged batch's buffer, handed back for reuse. */
+  buffer?: ArrayBuffer;
   done?: boolean;
   value?: PayloadDigestValue | undefined;
 }
 
-const BATCH_BYTES = 1024 * 1024;
+const BATCH_BYTES = 512 * 1024;
 /** Bytes sent to the worker and not yet hashed, per transfer, before the source is held. */
-export const MAX_OUTSTANDING = 8 * BATCH_BYTES;
+export const MAX_OUTSTANDING = 4 * BATCH_BYTES;
+/** Batch buffers kept for reuse (they travel to the worker and back). */
+const MAX_FREE_BATCHES = 32;
 
 interface Pending {
   onAck: (bytes: number) => void;
@@ -48,6 +53,7 @@ export class DigestPool {
   #worker: Worker | undefined;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
+  readonly #free: Buffer[] = [];
   readonly #logger: Logger;
 
   constructor(options: { logger?: Logger } = {}) {
@@ -67,6 +73,11 @@ export class DigestPool {
     return id;
   }
 
+  /** @internal A batch buffer: a reused one when there is one. */
+  batch(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+  }
+
   /** @internal */
   send(m: DigestRequest, transfer?: ArrayBuffer): void {
     this.#ensureWorker().postMessage(m, transfer !== undefined ? [transfer] : []);
@@ -81,8 +92,12 @@ export class DigestPool {
   #ensureWorker(): Worker {
     if (this.#worker !== undefined) return this.#worker;
     // Resolves to dist/digest-worker.js from both src/ (tests) and dist/ (the built package).
-    const worker = new Worker(new URL("../dist/digest-worker.js", import.meta.url));
+    const worker = new Worker(new URL("../dist/digest-worker.js", import.meta.url), {
+      // It only hashes: a small heap keeps the edge's RSS down.
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 },
+    });
     worker.on("message", (r: DigestReply) => {
+      if (r.buffer !== undefined && this.#free.length < MAX_FREE_BATCHES) this.#free.push(Buffer.from(r.buffer));
       const p = this.#pending.get(r.id);
       if (p === undefined) return;
       if (r.acked > 0) p.onAck(r.acked);
@@ -190,7 +205,7 @@ export class OffThreadDigest extends Writable {
     this.#start();
     let at = 0;
     while (at < chunk.length) {
-      this.#batch ??= Buffer.allocUnsafeSlow(BATCH_BYTES);
+      this.#batch ??= this.#pool.batch();
       const n = Math.min(chunk.length - at, BATCH_BYTES - this.#filled);
       chunk.copy(this.#batch, this.#filled, at, at + n);
       this.#filled += n;
