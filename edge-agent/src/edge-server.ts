@@ -933,13 +933,33 @@ function upstreamChunkContext(
 /** Upstream signing keys for chunk signatures (one HMAC chain per secret, day, region, service). */
 const upstreamSigningKeys = new SigningKeyCache(1_000);
 
+/**
+ * Opened session tokens per credential key set: a client signs many calls with one token, and
+ * opening it (AES-GCM + JSON) on each was ~2% of a small call's CPU. Keyed by the key set, so a
+ * rotated or removed key is never served from here; expiry and revocation are checked per call
+ * on the claims, as before. Bounded: cleared when full.
+ */
+const openedTokens = new WeakMap<ReadonlyMap<string, Uint8Array>, Map<string, GatewayCredentialClaims | undefined>>();
+const MAX_OPENED_TOKENS = 10_000;
+
 function openToken(token: string, config: EdgeConfigSnapshot): GatewayCredentialClaims | undefined {
-  try {
-    return openSessionToken(token, config.credentialKeys);
-  } catch (err) {
-    if (err instanceof TollgateError) return undefined;
-    throw err;
+  let opened = openedTokens.get(config.credentialKeys);
+  if (opened === undefined) {
+    opened = new Map();
+    openedTokens.set(config.credentialKeys, opened);
   }
+  if (opened.has(token)) return opened.get(token);
+  let claims: GatewayCredentialClaims | undefined;
+  try {
+    claims = Object.freeze(openSessionToken(token, config.credentialKeys));
+  } catch (err) {
+    if (!(err instanceof TollgateError)) throw err;
+    claims = undefined;
+  }
+  if (opened.size >= MAX_OPENED_TOKENS) opened.clear();
+  // Only tokens that opened are kept: garbage from clients must not fill the cache.
+  if (claims !== undefined) opened.set(token, claims);
+  return claims;
 }
 
 /** Requests that arrived with `Expect: 100-continue` through {@link handleExpectContinue}. */
