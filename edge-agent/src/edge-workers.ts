@@ -9,7 +9,7 @@ import {
 } from "./upstream-credentials.js";
 
 /**
- * Edge worker processes (`TOLLGATE_EDGE_WORKERS`, default one per core): every worker serves
+ * Edge worker processes (`TOLLGATE_EDGE_WORKERS`, default cores − 1; 1 = a single process): every worker serves
  * requests (SigV4, classification, re-signing, forwarding, event encoding) on the shared
  * listening port; the primary process owns the one audit journal, the shipper, the hash chain
  * and the checkpoint key. So the edge keeps a single chain under its own name, exactly as with

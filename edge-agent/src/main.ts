@@ -144,10 +144,12 @@ const edgeAwsCredentials =
       }
     : undefined;
 
-// Worker processes (see edge-workers.ts): default one per core; 1 = a single process. The
-// primary does everything below up to the journal before it forks, so workers find the signing
-// key, the enrollment and the CA on disk and never enroll or create anything themselves.
-const workersRaw = env("TOLLGATE_EDGE_WORKERS", String(availableParallelism()));
+// Worker processes (see edge-workers.ts): default one per core but one, which is left to the
+// primary (journal, shipping); so a single process on one or two cores, where a worker's IPC
+// round trips cost more CPU per call than they gain. 1 = a single process. The primary does
+// everything below up to the journal before it forks, so workers find the signing key, the
+// enrollment and the CA on disk and never enroll or create anything themselves.
+const workersRaw = env("TOLLGATE_EDGE_WORKERS", String(Math.max(1, availableParallelism() - 1)));
 const workerCount = Number(workersRaw);
 if (!Number.isInteger(workerCount) || workerCount < 1 || workerCount > 64) {
   fail(`TOLLGATE_EDGE_WORKERS must be an integer from 1 to 64, got "${workersRaw}"`);
