@@ -1,15 +1,18 @@
-// Generates edge-agent/src/gen/aws-models.json, the compact routing data the classifier needs,
-// from AWS's own API models as shipped in the pinned aws-sdk v2 package (node_modules/aws-sdk/apis).
+// Generates edge-agent/src/gen/aws-models/, the compact routing data the classifier needs, from
+// AWS's own API models as shipped in the pinned aws-sdk v2 package (node_modules/aws-sdk/apis).
 //
-// Per service (newest API version only): model key, serviceId, protocol(s), signing name, endpoint
-// prefix, JSON target prefix/version, API version, global endpoint. Per operation: the HTTP trait
-// of rest protocols, the uri/querystring member names, required querystring/header members (to
-// tell e.g. CopyObject from PutObject), the payload member, the endpoint host prefix and the
-// request/response member paths AWS marks `sensitive`.
+// index.json, per service (newest API version only): model key, serviceId, protocol(s), signing
+// name, endpoint prefix, JSON target prefix/version, API version, global endpoint. That is all
+// routing to a service needs, so it is all an edge process loads at start.
+//
+// <model key>.json, per operation of that service: the HTTP trait of rest protocols, the
+// uri/querystring member names, required querystring/header members (to tell e.g. CopyObject
+// from PutObject), the payload member, the endpoint host prefix and the request/response member
+// paths AWS marks `sensitive`. Loaded the first time a request needs that service's operations.
 //
 // A few facts newer than the pinned models are added in OVERLAYS below (documented one by one).
 // Run: npm run generate:aws-models -w @tollgate/edge-agent
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +22,7 @@ const require = createRequire(import.meta.url);
 const sdkRoot = path.dirname(require.resolve("aws-sdk/package.json"));
 const apis = path.join(sdkRoot, "apis");
 const sdkVersion = JSON.parse(readFileSync(path.join(sdkRoot, "package.json"), "utf8")).version;
-const out = path.join(here, "..", "src", "gen", "aws-models.json");
+const out = path.join(here, "..", "src", "gen", "aws-models");
 
 /** Maximum shape depth walked for sensitive members (AWS shapes are rarely deeper). */
 const MAX_DEPTH = 12;
@@ -192,8 +195,18 @@ for (const [key, info] of Object.entries(metadata)) {
 }
 
 services.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-mkdirSync(path.dirname(out), { recursive: true });
-// One service per line: compact, yet reviewable as a diff.
-const body = services.map((s) => JSON.stringify(s)).join(",\n");
-writeFileSync(out, `{"source":"aws-sdk@${sdkVersion}","services":[\n${body}\n]}\n`);
-process.stdout.write(`wrote ${path.relative(process.cwd(), out)}: ${services.length} services\n`);
+// Written from scratch, so a service the models no longer have leaves no file behind.
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+// One service per line in the index, one operation per line in a service's file: compact, yet
+// reviewable as a diff.
+const index = services.map(({ o, ...routing }) => JSON.stringify(routing)).join(",\n");
+writeFileSync(path.join(out, "index.json"), `{"source":"aws-sdk@${sdkVersion}","services":[\n${index}\n]}\n`);
+for (const service of services) {
+  const operations = Object.entries(service.o).map(([name, op]) => `${JSON.stringify(name)}:${JSON.stringify(op)}`);
+  writeFileSync(
+    path.join(out, `${service.k}.json`),
+    `{"k":${JSON.stringify(service.k)},"o":{\n${operations.join(",\n")}\n}}\n`,
+  );
+}
+process.stdout.write(`wrote ${path.relative(process.cwd(), out)}/: index.json and ${services.length} services\n`);

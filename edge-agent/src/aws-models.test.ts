@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { classifyRequest } from "./aws-classifier.js";
-import { awsModels } from "./aws-models.js";
+import { AWS_MODELS_URL, awsModels, loadAwsModels } from "./aws-models.js";
 import { decodeCbor } from "./cbor-decoder.js";
 import { resolveUpstreamTarget, upstreamRequestPath } from "./upstream-endpoint.js";
 
@@ -20,6 +21,22 @@ describe("generated AWS models", () => {
     expect(models.byAlias("secrets-manager")?.key).toBe("secretsmanager");
     expect(models.byAlias("SECRETS_MANAGER")?.key).toBe("secretsmanager");
     expect(models.bySigningName("rds")[0]?.key).toBe("rds");
+  });
+
+  it("reads a service's operations only when they are first needed, and once", () => {
+    const reads: string[] = [];
+    const models = loadAwsModels(readFileSync(new URL("index.json", AWS_MODELS_URL), "utf8"), (key) => {
+      reads.push(key);
+      return readFileSync(new URL(`${key}.json`, AWS_MODELS_URL), "utf8");
+    });
+    const s3 = models.bySigningName("s3");
+    expect(s3.map((m) => m.key)).toEqual(["s3", "s3control"]);
+    expect(models.byTargetPrefix("DynamoDB_20120810")[0]?.endpointPrefix).toBe("dynamodb");
+    expect(reads).toEqual([]);
+    expect(s3[0]?.operations.has("GetObject")).toBe(true);
+    expect(s3[0]?.restOperations.get("GET")?.length).toBeGreaterThan(10);
+    expect(s3[0]?.subresources.has("uploads")).toBe(true);
+    expect(reads).toEqual(["s3"]);
   });
 
   // Every rest operation of these services, requested from its own HTTP binding, must come back.

@@ -1,11 +1,16 @@
 /**
  * AWS's own API models, reduced to what classification needs (generated into
- * `src/gen/aws-models.json` by `scripts/generate-aws-models.mjs` from the pinned aws-sdk v2
- * models), with indexes for routing a request to a service and a rest operation matcher.
+ * `src/gen/aws-models/` by `scripts/generate-aws-models.mjs` from the pinned aws-sdk v2 models),
+ * with indexes for routing a request to a service and a rest operation matcher.
  *
- * The JSON is read once, lazily, from `../src/gen/aws-models.json` relative to this module, a path
- * that resolves to the same file from `src/` (tests) and from `dist/` (the built package ships
- * `src/gen`).
+ * Loading is lazy in two steps, so an edge process holds only the services it is asked about:
+ * `index.json` (every service's routing facts: signing name, endpoint prefix, target prefix,
+ * protocols, ≈ 37 KB) is read on the first {@link awsModels} call; a service's operations
+ * (`<model key>.json`) the first time its `operations`, `restOperations` or `subresources` are
+ * read, synchronously (a few KB to 35 KB, well under a millisecond, once per service and process).
+ *
+ * The files are read from `../src/gen/aws-models/` relative to this module, a path that resolves
+ * to the same directory from `src/` (tests) and from `dist/` (the built package ships `src/gen`).
  */
 import { readFileSync } from "node:fs";
 
@@ -55,25 +60,26 @@ export interface AwsOperationModel {
 /** One AWS service (newest API version in the pinned models). */
 export interface AwsServiceModel {
   /** aws-sdk model key, e.g. `"s3control"`, `"sesv2"`, `"cloudwatch"`. */
-  key: string;
+  readonly key: string;
   /** Smithy serviceId, e.g. `"S3 Control"`. */
-  serviceId: string;
-  protocol: ModelProtocol;
+  readonly serviceId: string;
+  readonly protocol: ModelProtocol;
   /** All protocols the service accepts (the primary one first). */
-  protocols: readonly ModelProtocol[];
-  signingName: string;
-  endpointPrefix: string;
-  apiVersion: string;
+  readonly protocols: readonly ModelProtocol[];
+  readonly signingName: string;
+  readonly endpointPrefix: string;
+  readonly apiVersion: string;
   /** awsJson / RPC v2 target prefix, e.g. `"DynamoDB_20120810"`. */
-  targetPrefix?: string;
-  jsonVersion?: string;
+  readonly targetPrefix?: string;
+  readonly jsonVersion?: string;
   /** Global endpoint host for the `aws` partition (IAM, Route 53, CloudFront ...). */
-  globalEndpoint?: string;
-  operations: ReadonlyMap<string, AwsOperationModel>;
+  readonly globalEndpoint?: string;
+  /** Operations by name (this and the next two read the service's model file on first use). */
+  readonly operations: ReadonlyMap<string, AwsOperationModel>;
   /** Rest operations by HTTP method. */
-  restOperations: ReadonlyMap<string, readonly AwsOperationModel[]>;
+  readonly restOperations: ReadonlyMap<string, readonly AwsOperationModel[]>;
   /** Literal query keys of any rest operation (S3's sub-resources: `uploads`, `acl`, `tagging` ...). */
-  subresources: ReadonlySet<string>;
+  readonly subresources: ReadonlySet<string>;
 }
 
 /** A rest operation matched against a request, with its bound uri labels. */
@@ -111,6 +117,7 @@ interface RawOperation {
   so?: string[];
 }
 
+/** One service's routing facts (`index.json`). */
 interface RawService {
   k: string;
   id: string;
@@ -122,24 +129,35 @@ interface RawService {
   tp?: string;
   jv?: string;
   g?: string;
+}
+
+/** One service's operations (`<model key>.json`). */
+interface RawOperations {
+  k: string;
   o: Record<string, RawOperation>;
 }
 
 /** Where the generated models live, relative to this module (works from `src/` and `dist/`). */
-export const AWS_MODELS_URL = new URL("../src/gen/aws-models.json", import.meta.url);
+export const AWS_MODELS_URL = new URL("../src/gen/aws-models/", import.meta.url);
 
 let cached: AwsModels | undefined;
 
-/** The models, loaded and indexed on first use. */
+/** The models: the routing index loaded on first use, each service's operations on first use of that service. */
 export function awsModels(): AwsModels {
-  cached ??= loadAwsModels(readFileSync(AWS_MODELS_URL, "utf8"));
+  cached ??= loadAwsModels(readFileSync(new URL("index.json", AWS_MODELS_URL), "utf8"), (key) =>
+    readFileSync(new URL(`${encodeURIComponent(key)}.json`, AWS_MODELS_URL), "utf8"),
+  );
   return cached;
 }
 
-/** Indexes generated model JSON (exported for tests and tools). */
-export function loadAwsModels(json: string): AwsModels {
-  const raw = JSON.parse(json) as { services: RawService[] };
-  const services = raw.services.map(toServiceModel);
+/**
+ * Indexes generated model JSON (exported for tests and tools): `indexJson` is `index.json`,
+ * `readOperations(key)` returns `<key>.json` and is called at most once per service, the first
+ * time that service's operations are needed.
+ */
+export function loadAwsModels(indexJson: string, readOperations: (key: string) => string): AwsModels {
+  const raw = JSON.parse(indexJson) as { services: RawService[] };
+  const services: AwsServiceModel[] = raw.services.map((s) => new LazyServiceModel(s, readOperations));
   const bySigning = new Map<string, AwsServiceModel[]>();
   const byTarget = new Map<string, AwsServiceModel[]>();
   const byAlias = new Map<string, AwsServiceModel>();
@@ -191,11 +209,64 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   else list.push(value);
 }
 
-function toServiceModel(raw: RawService): AwsServiceModel {
+/** A service whose routing facts are loaded and whose operations are read on first use. */
+class LazyServiceModel implements AwsServiceModel {
+  readonly key: string;
+  readonly serviceId: string;
+  readonly protocol: ModelProtocol;
+  readonly protocols: readonly ModelProtocol[];
+  readonly signingName: string;
+  readonly endpointPrefix: string;
+  readonly apiVersion: string;
+  readonly targetPrefix?: string;
+  readonly jsonVersion?: string;
+  readonly globalEndpoint?: string;
+  readonly #read: (key: string) => string;
+  #operations: ServiceOperations | undefined;
+
+  constructor(raw: RawService, read: (key: string) => string) {
+    this.key = raw.k;
+    this.serviceId = raw.id;
+    this.protocol = raw.p;
+    this.protocols = raw.ps !== undefined ? [raw.p, ...raw.ps.filter((p) => p !== raw.p)] : [raw.p];
+    this.signingName = raw.sn;
+    this.endpointPrefix = raw.ep;
+    this.apiVersion = raw.v;
+    if (raw.tp !== undefined) this.targetPrefix = raw.tp;
+    if (raw.jv !== undefined) this.jsonVersion = raw.jv;
+    if (raw.g !== undefined) this.globalEndpoint = raw.g;
+    this.#read = read;
+  }
+
+  get operations(): ReadonlyMap<string, AwsOperationModel> {
+    return this.#loaded().operations;
+  }
+
+  get restOperations(): ReadonlyMap<string, readonly AwsOperationModel[]> {
+    return this.#loaded().restOperations;
+  }
+
+  get subresources(): ReadonlySet<string> {
+    return this.#loaded().subresources;
+  }
+
+  #loaded(): ServiceOperations {
+    this.#operations ??= toServiceOperations((JSON.parse(this.#read(this.key)) as RawOperations).o);
+    return this.#operations;
+  }
+}
+
+interface ServiceOperations {
+  operations: Map<string, AwsOperationModel>;
+  restOperations: Map<string, AwsOperationModel[]>;
+  subresources: Set<string>;
+}
+
+function toServiceOperations(raw: Record<string, RawOperation>): ServiceOperations {
   const operations = new Map<string, AwsOperationModel>();
   const restOperations = new Map<string, AwsOperationModel[]>();
   const subresources = new Set<string>();
-  for (const [name, op] of Object.entries(raw.o)) {
+  for (const [name, op] of Object.entries(raw)) {
     const operation: AwsOperationModel = {
       name,
       labels: op.l ?? {},
@@ -216,22 +287,7 @@ function toServiceModel(raw: RawService): AwsServiceModel {
     }
     operations.set(name, operation);
   }
-  const service: AwsServiceModel = {
-    key: raw.k,
-    serviceId: raw.id,
-    protocol: raw.p,
-    protocols: raw.ps !== undefined ? [raw.p, ...raw.ps.filter((p) => p !== raw.p)] : [raw.p],
-    signingName: raw.sn,
-    endpointPrefix: raw.ep,
-    apiVersion: raw.v,
-    operations,
-    restOperations,
-    subresources,
-  };
-  if (raw.tp !== undefined) service.targetPrefix = raw.tp;
-  if (raw.jv !== undefined) service.jsonVersion = raw.jv;
-  if (raw.g !== undefined) service.globalEndpoint = raw.g;
-  return service;
+  return { operations, restOperations, subresources };
 }
 
 /** Parses `"PUT /{Bucket}/{Key+}?uploads"`. */

@@ -25,7 +25,7 @@ import {
   WorkerUpstreamResolver,
 } from "./edge-workers.js";
 import { createProxyServer, DEFAULT_PROXY_ALLOWED_HOSTS } from "./proxy-server.js";
-import { TollgateCa } from "./tollgate-ca.js";
+import type { TollgateCa } from "./tollgate-ca.js";
 import { UpstreamCredentialResolver } from "./upstream-credentials.js";
 import { controlPlaneWebIdentityExchanger } from "./web-identity-sts.js";
 
@@ -159,7 +159,8 @@ const serves = cluster.isWorker || workerCount === 1;
 /** This process owns the journal, the shipper and the checkpoint key (the primary, or the only process). */
 const journals = cluster.isPrimary;
 
-// Load and index the AWS models now, not on the first call (only where requests are served).
+// Load the AWS models' routing index now, not on the first call (only where requests are served);
+// each service's operations are read when a request first needs them (aws-models.ts).
 if (serves) awsModels();
 
 // Fail fast with one line if NATS is unreachable; the audit shipper keeps its own connection.
@@ -281,6 +282,8 @@ let ca: TollgateCa | undefined;
 if (proxyListen !== undefined) {
   // Created by the primary before any worker starts; workers load the same files.
   const caKeyFile = join(home, "edge", "ca-key.pem");
+  // Imported only in proxy mode: @peculiar/x509 and its dependencies cost every process ≈ 4 MiB of heap.
+  const { TollgateCa } = await import("./tollgate-ca.js");
   ca = await TollgateCa.loadOrCreate({ keyFile: caKeyFile, certFile: join(home, "ca.pem") }).catch((err: unknown) =>
     fail(`cannot load or create the Tollgate CA (${caKeyFile}): ${err instanceof Error ? err.message : String(err)}`),
   );
