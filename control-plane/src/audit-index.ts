@@ -187,6 +187,12 @@ export class AuditIndex {
   readonly #insert: Database.Statement;
   readonly #insertResource: Database.Statement;
   readonly #insertTx: (rows: readonly IndexableEvent[]) => number;
+  readonly #tx: <T>(fn: () => T) => T;
+  readonly #eventById: Database.Statement;
+  readonly #setChainHead: Database.Statement;
+  readonly #integrityStreamSeq: Database.Statement;
+  readonly #setIntegrityStreamSeq: Database.Statement;
+  readonly #insertAlert: Database.Statement;
   /** True when this open created the database (new file or schema rebuilt), so the ingest should replay the stream. */
   readonly created: boolean;
 
@@ -202,6 +208,9 @@ export class AuditIndex {
     this.#db = new Database(path);
     this.#db.pragma("journal_mode = WAL");
     this.#db.pragma("synchronous = NORMAL");
+    // The ingest runs each event in a savepoint of its batch's transaction; SQLite keeps a
+    // savepoint's undo pages in a temp file by default (two writes per page touched), in memory here.
+    this.#db.pragma("temp_store = MEMORY");
     const version = this.#db.pragma("user_version", { simple: true }) as number;
     if (version !== SCHEMA_VERSION) {
       // An index from an older release (or a new file): rebuild it from the stream.
@@ -224,6 +233,23 @@ export class AuditIndex {
       for (const row of rows) if (this.#insertOne(row)) n++;
       return n;
     });
+    // One transaction function for every transaction(fn) (better-sqlite3 builds four wrappers per call).
+    this.#tx = this.#db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
+    // Statements the ingest runs per event, prepared once.
+    this.#eventById = this.#db.prepare("SELECT json, chain_hash AS chainHash FROM audit_events WHERE event_id = ?");
+    this.#setChainHead = this.#db.prepare(
+      `INSERT INTO integrity_heads (edge, sequence, hash, event_id) VALUES (@edge, @sequence, @hash, @eventId)
+       ON CONFLICT (edge) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, event_id = excluded.event_id`,
+    );
+    this.#integrityStreamSeq = this.#db.prepare("SELECT value FROM integrity_state WHERE name = 'stream_seq'");
+    this.#setIntegrityStreamSeq = this.#db.prepare(
+      `INSERT INTO integrity_state (name, value) VALUES ('stream_seq', ?)
+       ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`,
+    );
+    this.#insertAlert = this.#db.prepare(
+      `INSERT OR IGNORE INTO integrity_alerts (alert_id, time_ms, edge, kind, sequence, event_id, detail, stream_seq)
+       VALUES (@alertId, @timeMs, @edge, @kind, @sequence, @eventId, @detail, @streamSeq)`,
+    );
   }
 
   #insertOne(row: IndexableEvent): boolean {
@@ -243,9 +269,20 @@ export class AuditIndex {
     return this.#insertTx(events);
   }
 
-  /** Runs `fn` in one transaction (nested calls join it). */
+  /**
+   * Runs `fn` in one transaction. A nested call runs in a savepoint of the enclosing transaction:
+   * when it throws, only its own changes are undone.
+   */
   transaction<T>(fn: () => T): T {
-    return this.#db.transaction(fn)();
+    return this.#tx(fn);
+  }
+
+  /**
+   * True while a transaction is open. After a statement failed inside a transaction, false means
+   * SQLite rolled the whole transaction back (it does so on some errors, e.g. disk full or I/O).
+   */
+  get inTransaction(): boolean {
+    return this.#db.inTransaction;
   }
 
   #where(q: Omit<AuditQuery, "limit">): { sql: string; params: Params } {
@@ -316,9 +353,7 @@ export class AuditIndex {
 
   /** The stored JSON and chain hash of an event, by id. */
   eventById(eventId: string): { json: string; chainHash: string } | undefined {
-    return this.#db.prepare("SELECT json, chain_hash AS chainHash FROM audit_events WHERE event_id = ?").get(eventId) as
-      | { json: string; chainHash: string }
-      | undefined;
+    return this.#eventById.get(eventId) as { json: string; chainHash: string } | undefined;
   }
 
   /** Every persisted chain head. */
@@ -331,19 +366,12 @@ export class AuditIndex {
 
   /** Persists an edge's chain head. */
   setChainHead(head: ChainHead): void {
-    this.#db
-      .prepare(
-        `INSERT INTO integrity_heads (edge, sequence, hash, event_id) VALUES (@edge, @sequence, @hash, @eventId)
-         ON CONFLICT (edge) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, event_id = excluded.event_id`,
-      )
-      .run(head);
+    this.#setChainHead.run(head);
   }
 
   /** Highest stream sequence the integrity verifier has processed (0 if none). */
   integrityStreamSeq(): number {
-    const row = this.#db.prepare("SELECT value FROM integrity_state WHERE name = 'stream_seq'").get() as
-      | { value: number }
-      | undefined;
+    const row = this.#integrityStreamSeq.get() as { value: number } | undefined;
     return row?.value ?? 0;
   }
 
@@ -357,22 +385,12 @@ export class AuditIndex {
 
   /** Records the highest stream sequence the integrity verifier has processed. */
   setIntegrityStreamSeq(streamSeq: number): void {
-    this.#db
-      .prepare(
-        `INSERT INTO integrity_state (name, value) VALUES ('stream_seq', ?)
-         ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`,
-      )
-      .run(streamSeq);
+    this.#setIntegrityStreamSeq.run(streamSeq);
   }
 
   /** Stores an integrity alert. */
   insertAlert(alert: StoredAlert): void {
-    this.#db
-      .prepare(
-        `INSERT OR IGNORE INTO integrity_alerts (alert_id, time_ms, edge, kind, sequence, event_id, detail, stream_seq)
-         VALUES (@alertId, @timeMs, @edge, @kind, @sequence, @eventId, @detail, @streamSeq)`,
-      )
-      .run(alert);
+    this.#insertAlert.run(alert);
   }
 
   /** Stored alerts, newest first. */

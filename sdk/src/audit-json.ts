@@ -1,6 +1,7 @@
 import { fromJsonString } from "@bufbuild/protobuf";
 import { type AuditEvent, AuditEventSchema } from "@tollgate/proto";
 import { auditEventToJsonString } from "./audit-codec.js";
+import { fastFromJson } from "./fast-from-json.js";
 
 /**
  * Audit events travel as JSON with CloudTrail's field names (the proto `json_name`s).
@@ -12,7 +13,11 @@ export function auditEventToJson(event: AuditEvent): string {
   return auditEventToJsonString(event);
 }
 
-/** Parses an audit event published by {@link auditEventToJson}; unknown fields are ignored. */
+/**
+ * Parses an audit event published by {@link auditEventToJson}; unknown fields are ignored.
+ * JSON exactly as {@link auditEventToJson} writes it takes a faster path ({@link fastFromJson})
+ * that gives the same event; anything else goes through `fromJsonString`.
+ */
 export function auditEventFromJson(json: string): AuditEvent {
-  return fromJsonString(AuditEventSchema, json, { ignoreUnknownFields: true });
+  return fastFromJson(AuditEventSchema, json) ?? fromJsonString(AuditEventSchema, json, { ignoreUnknownFields: true });
 }
