@@ -50,6 +50,33 @@ describe("off-thread object digests", () => {
     expect(await d.settle()).toEqual({ size: data.length, sha256: sha(data) });
   });
 
+  it("aws-chunked header lines that straddle the worker's batches (whose buffers are reused) still parse", async () => {
+    // Chunk sizes chosen so that chunk headers start a few bytes before each 512 KiB batch
+    // boundary, at every offset from 1 to 40 bytes before it.
+    const framed: Buffer[] = [];
+    const data: Buffer[] = [];
+    let at = 0;
+    const BATCH = 512 * 1024;
+    for (let k = 1; k <= 40; k++) {
+      const head = (n: number) => Buffer.from(`${n.toString(16)};chunk-signature=${"ab".repeat(32)}\r\n`);
+      const boundary = k * BATCH;
+      // this chunk's header + data + CRLF ends `k` bytes before the boundary, so the next header straddles it
+      const guess = boundary - k - at - 2;
+      const h = head(guess).length;
+      const n = guess - h;
+      const d = body(n, k);
+      framed.push(head(n), d, Buffer.from("\r\n"));
+      data.push(d);
+      at += head(n).length + n + 2;
+    }
+    framed.push(Buffer.from(`0;chunk-signature=${"ab".repeat(32)}\r\n\r\n`));
+    const all = Buffer.concat(data);
+    const src = pieces(Buffer.concat(framed));
+    const d = digestBody(src, "aws-chunked", pool, Number.POSITIVE_INFINITY);
+    await new Promise((r) => src.on("end", r));
+    expect(await d.settle()).toEqual({ size: all.length, sha256: sha(all) });
+  });
+
   it("runs many transfers at once without mixing them up", async () => {
     const bodies = [0, 1, 2, 3, 4, 5].map((i) => body(OFFTHREAD_MIN_BYTES + i * 333_333, 10 + i));
     const results = await Promise.all(

@@ -64,7 +64,9 @@ export class PayloadDigest {
       } else {
         const lf = chunk.indexOf(LF, i);
         const end = lf === -1 ? chunk.length : lf + 1;
-        this.#line.push(chunk.subarray(i, end));
+        // A copy: the caller may reuse `chunk`'s memory once update() returns (the digest
+        // worker hands its batch buffers back), and a header line can straddle two updates.
+        this.#line.push(Buffer.from(chunk.subarray(i, end)));
         this.#lineBytes += end - i;
         i = end;
         if (this.#lineBytes > MAX_HEADER_LINE) this.#failed = true;
