@@ -231,23 +231,33 @@ function startChild(cfg, profile) {
       ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `ingest-${cfg.id}.cpuprofile`]
       : [],
   });
+  // `ready` settles when the child is about to start the ingest, `result` once it has exited (so
+  // a --cpu-prof profile is written); both reject if it fails or exits early.
   let ready;
-  const readyP = new Promise((r) => {
-    ready = r;
+  let failed;
+  const readyP = new Promise((resolve, reject) => {
+    ready = resolve;
+    failed = reject;
   });
-  // Settles when the child has exited (so a --cpu-prof profile is written).
   const result = new Promise((resolve, reject) => {
     let outcome;
+    const fail = (err) => {
+      failed(err);
+      reject(err);
+    };
     proc.on("message", (m) => {
       if (m.type === "ready") ready();
       else if (m.type === "result")
         outcome = { ...m, profile: profile ? join(profileDir, `ingest-${cfg.id}.cpuprofile`) : undefined };
-      else if (m.type === "error") reject(new Error(m.message));
+      else if (m.type === "error") fail(new Error(m.message));
     });
     proc.on("exit", (code) =>
-      outcome !== undefined ? resolve(outcome) : reject(new Error(`ingest child exited with ${code}`)),
+      outcome !== undefined ? resolve(outcome) : fail(new Error(`ingest child exited with ${code}`)),
     );
   });
+  // Awaited later (or not at all when publishing fails first): no unhandled rejection meanwhile.
+  readyP.catch(() => {});
+  result.catch(() => {});
   return { ready: readyP, result, kill: () => proc.exitCode === null && proc.signalCode === null && proc.kill() };
 }
 
