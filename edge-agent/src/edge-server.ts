@@ -939,7 +939,7 @@ const upstreamSigningKeys = new SigningKeyCache(1_000);
  * rotated or removed key is never served from here; expiry and revocation are checked per call
  * on the claims, as before. Bounded: cleared when full.
  */
-const openedTokens = new WeakMap<ReadonlyMap<string, Uint8Array>, Map<string, GatewayCredentialClaims | undefined>>();
+const openedTokens = new WeakMap<ReadonlyMap<string, Uint8Array>, Map<string, GatewayCredentialClaims>>();
 const MAX_OPENED_TOKENS = 10_000;
 
 function openToken(token: string, config: EdgeConfigSnapshot): GatewayCredentialClaims | undefined {
@@ -948,7 +948,8 @@ function openToken(token: string, config: EdgeConfigSnapshot): GatewayCredential
     opened = new Map();
     openedTokens.set(config.credentialKeys, opened);
   }
-  if (opened.has(token)) return opened.get(token);
+  const known = opened.get(token);
+  if (known !== undefined) return known;
   let claims: GatewayCredentialClaims | undefined;
   try {
     claims = Object.freeze(openSessionToken(token, config.credentialKeys));
