@@ -25,7 +25,7 @@ import {
   stopChild,
 } from "./lib/processes.mjs";
 import { WORKLOADS, writeRequestFile } from "./lib/requests.mjs";
-import { auditEventCount, REPO, startEdge, startTollgate, stopTollgate } from "./lib/tollgate.mjs";
+import { auditEventCount, edgeLaunchEnv, REPO, startEdge, startTollgate, stopTollgate } from "./lib/tollgate.mjs";
 import { makePayload, PUT_MODES, timedGet, timedPut } from "./lib/transfer.mjs";
 
 const BENCH = import.meta.dirname;
@@ -109,7 +109,8 @@ try {
   const nodeProxy = spawnUntilReady(
     process.execPath,
     [join(BENCH, "node-proxy.mjs"), String(ports.node), String(ports.origin), String(ports.sink)],
-    { readyRe: /^ready (\d+)/, name: "node proxy" },
+    // The same malloc settings as the edge, so the floor is not measured with a handicap.
+    { env: await edgeLaunchEnv({ ...process.env }), readyRe: /^ready (\d+)/, name: "node proxy" },
   );
   started_.nodeProxy = nodeProxy;
   await nodeProxy.ready;
@@ -244,6 +245,8 @@ try {
       node: process.version,
       nginx: (await run(NGINX, ["-v"]).catch((e) => e)).stderr?.trim() ?? "",
       loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+      /** What the edge and the node proxy were started with. */
+      glibcTunables: (await edgeLaunchEnv({ ...process.env })).GLIBC_TUNABLES ?? "",
     },
     settings: {
       durationS: DURATION_S,
@@ -585,6 +588,7 @@ function renderReport(r) {
   );
   lines.push(`Tollgate bench — ${r.machine.nproc} CPUs (${r.machine.cpu}), node ${r.machine.node}, ${r.machine.nginx}`);
   lines.push("All variants, the upstream and the load generator share these CPUs.");
+  lines.push(`GLIBC_TUNABLES of the edge and the node proxy: ${r.machine.glibcTunables || "(none)"}`);
   const foreign = r.small.map((x) => x.cpuSeconds.foreign / DURATION_S);
   if (foreign.length > 0) {
     const avg = foreign.reduce((a, b) => a + b, 0) / foreign.length;

@@ -331,5 +331,9 @@ describe("secrets", () => {
     expect(haystack).not.toMatch(/AWS4-HMAC-SHA256 Credential/);
     // The dev command printed only the demo credential it was asked for, never the upstream secret.
     expect(dev.stdout.join("\n")).not.toContain(upstreamSecret);
+    // `tollgate dev` starts the edge with the glibc malloc tunable (sdk malloc-tunables.ts); an
+    // edge started without it logs malloc_tunable_missing.
+    expect(dev.logs()).toContain('"event":"edge_enrolled"');
+    expect(dev.logs()).not.toContain("malloc_tunable_missing");
   });
 });

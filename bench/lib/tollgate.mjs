@@ -94,11 +94,24 @@ export async function startTollgate({ upstreams, region = "us-east-1" }) {
   }
 }
 
+/**
+ * `env` as every edge launcher passes it (sdk malloc-tunables.ts: the glibc trim threshold), when
+ * the measured build has that module; an older build (BENCH_REPO) gets `env` unchanged.
+ */
+export async function edgeLaunchEnv(env) {
+  try {
+    const m = await import(pathToFileURL(join(REPO, "sdk", "dist", "malloc-tunables.js")).href);
+    return m.withEdgeMallocTunables(env);
+  } catch {
+    return env;
+  }
+}
+
 /** (Re)starts the edge with extra node flags (e.g. --cpu-prof); the previous one is stopped. */
 export async function startEdge(t, nodeFlags) {
   await stopChild(t.edge);
   t.edge = spawnUntilReady(process.execPath, [...nodeFlags, EDGE], {
-    env: { ...t.env, TOLLGATE_CONTROL_PLANE_URL: t.apiUrl },
+    env: await edgeLaunchEnv({ ...t.env, TOLLGATE_CONTROL_PLANE_URL: t.apiUrl }),
     readyRe: READY,
     name: "edge",
   });

@@ -10,7 +10,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connect } from "@nats-io/transport-node";
 import { trace } from "@opentelemetry/api";
 import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
-import { type ControlPlaneClient, createControlPlaneClient, DEFAULT_AUDIT_SUBJECT_PREFIX } from "@tollgate/sdk";
+import {
+  type ControlPlaneClient,
+  createControlPlaneClient,
+  DEFAULT_AUDIT_SUBJECT_PREFIX,
+  EDGE_MALLOC_TUNABLE,
+  hasMallocTrimThreshold,
+  withEdgeMallocTunables,
+} from "@tollgate/sdk";
 import { pino } from "pino";
 import { AuditCallRecorder, AuditRecorder } from "./audit-recorder.js";
 import { awsModels } from "./aws-models.js";
@@ -215,6 +222,16 @@ const logger = pino({
   level: logLevel,
   base: { service: "tollgate-edge", edge: edgeName, ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}) },
 });
+
+// glibc keeps freed heap only if told at start-up (see sdk malloc-tunables.ts): without it a
+// large transfer costs 1-2 CPU-seconds more per GiB. Launchers set it (the primary for its
+// workers); a serving process started without it says so.
+if (serves && process.platform === "linux" && !hasMallocTrimThreshold(process.env.GLIBC_TUNABLES)) {
+  logger.warn(
+    { event: "malloc_tunable_missing", recommended: `GLIBC_TUNABLES=${EDGE_MALLOC_TUNABLE}` },
+    "GLIBC_TUNABLES sets no malloc trim threshold; large transfers will cost more CPU",
+  );
+}
 let tracerProvider: BasicTracerProvider | undefined;
 if (tracingOn) {
   // Loaded only when tracing is on: importing the SDK costs start-up time every process would pay.
@@ -385,7 +402,9 @@ if (serves) {
   };
   cluster.setupPrimary({ serialization: "advanced" });
   let stopping = false;
-  const workers = Array.from({ length: workerCount }, () => cluster.fork());
+  const workers = Array.from({ length: workerCount }, () =>
+    cluster.fork(withEdgeMallocTunables({ GLIBC_TUNABLES: process.env.GLIBC_TUNABLES })),
+  );
   const readies = workers.map(
     (w) =>
       new Promise<WorkerReady>((resolve) => {

@@ -2,7 +2,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { type ControlPlaneClient, createControlPlaneClient, generateEdgeSigningKey } from "@tollgate/sdk";
+import {
+  type ControlPlaneClient,
+  createControlPlaneClient,
+  generateEdgeSigningKey,
+  withEdgeMallocTunables,
+} from "@tollgate/sdk";
 import { REPO_ROOT } from "./dev-instance.js";
 
 export const CONTROL_PLANE_MAIN = join(REPO_ROOT, "control-plane", "dist", "main.js");
@@ -25,7 +30,9 @@ export async function startServerProcess(
   env: NodeJS.ProcessEnv,
   timeoutMs = 30_000,
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [modulePath], { env, stdio: ["ignore", "pipe", "pipe"] });
+  // Edges start as deployed (the malloc tunable every launcher sets).
+  const childEnv = modulePath === EDGE_MAIN ? withEdgeMallocTunables(env) : env;
+  const child = spawn(process.execPath, [modulePath], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (l) => lines.push(l));
   const url = await new Promise<string>((resolve, reject) => {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { createControlPlaneClient } from "../../control-plane-client.js";
 import { type MotoServer, startMotoServer } from "../../dev/moto-server.js";
+import { withEdgeMallocTunables } from "../../malloc-tunables.js";
 import { describeExit, ServerChild } from "../child-process.js";
 import { CliError, describeError } from "../cli-error.js";
 import { type DevState, homePaths, readAdminTokenFile } from "../config.js";
@@ -199,7 +200,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
     const edge = await ServerChild.start({
       name: "edge",
       modulePath: edgeMain,
-      env: {
+      env: withEdgeMallocTunables({
         ...options.childEnv,
         TOLLGATE_HOME: options.home,
         TOLLGATE_EDGE_LISTEN: edgeListen,
@@ -210,7 +211,7 @@ export async function runDev(options: DevOptions, io: CliIo): Promise<void> {
         TOLLGATE_EDGE_TOKEN: "",
         // Proxy mode follows the flag, not whatever the shell had.
         TOLLGATE_EDGE_PROXY_LISTEN: proxyListen ?? "",
-      },
+      }),
       logFile: join(paths.logs, "edge.log"),
       signal,
     });
