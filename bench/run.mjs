@@ -247,6 +247,9 @@ try {
       loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
       /** What the edge and the node proxy were started with. */
       glibcTunables: (await edgeLaunchEnv({ ...process.env })).GLIBC_TUNABLES ?? "",
+      /** Edge settings the bench passes through from its own environment. */
+      edgeObjectDigests: process.env.TOLLGATE_EDGE_OBJECT_DIGESTS ?? "on",
+      edgeWorkers: process.env.TOLLGATE_EDGE_WORKERS ?? "default (cores - 1)",
     },
     settings: {
       durationS: DURATION_S,
@@ -589,6 +592,9 @@ function renderReport(r) {
   lines.push(`Tollgate bench — ${r.machine.nproc} CPUs (${r.machine.cpu}), node ${r.machine.node}, ${r.machine.nginx}`);
   lines.push("All variants, the upstream and the load generator share these CPUs.");
   lines.push(`GLIBC_TUNABLES of the edge and the node proxy: ${r.machine.glibcTunables || "(none)"}`);
+  lines.push(
+    `Edge: TOLLGATE_EDGE_OBJECT_DIGESTS=${r.machine.edgeObjectDigests ?? "on"}, TOLLGATE_EDGE_WORKERS=${r.machine.edgeWorkers ?? "default"}`,
+  );
   const foreign = r.small.map((x) => x.cpuSeconds.foreign / DURATION_S);
   if (foreign.length > 0) {
     const avg = foreign.reduce((a, b) => a + b, 0) / foreign.length;

@@ -116,3 +116,49 @@ describe("the audit record (issue #4)", () => {
     expect(whoami.tlsDetails).toBeUndefined();
   }, 60_000);
 });
+
+describe("with TOLLGATE_EDGE_OBJECT_DIGESTS=off", () => {
+  let lean: DevInstance;
+  beforeAll(async () => {
+    lean = await startDev([], { TOLLGATE_EDGE_OBJECT_DIGESTS: "off" });
+  });
+  afterAll(async () => {
+    await lean?.stop();
+  });
+
+  it("records object calls without hashing their bodies, except a signed body's verified hash", async () => {
+    const r = await lean.cli(["credentials", "issue", "--principal", "lean-agent", "--ttl", "1h", "--format", "json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const cred = JSON.parse(r.stdout) as { accessKeyId: string; secretAccessKey: string; sessionToken: string };
+    const s3 = new S3Client({
+      endpoint: lean.edgeUrl,
+      region: "us-east-1",
+      credentials: {
+        accessKeyId: cred.accessKeyId,
+        secretAccessKey: cred.secretAccessKey,
+        sessionToken: cred.sessionToken,
+      },
+      maxAttempts: 1,
+      forcePathStyle: true,
+      // No checksum trailer: over plain HTTP the SDK then signs the body's own SHA-256.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+    });
+    const bucket = `lean-${randomBytes(4).toString("hex")}`;
+    const body = randomBytes(2 * 1024 * 1024 + 3);
+    const sha256 = createHash("sha256").update(body).digest("hex");
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: "o.bin", Body: body }));
+    const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "o.bin" }));
+    expect(
+      Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()),
+    ).toEqual(body);
+
+    const events = await waitForEvents(lean, { principal: "lean-agent" }, 3);
+    const put = events.find((e) => e.eventName === "PutObject");
+    const get = events.find((e) => e.eventName === "GetObject");
+    expect(get?.errorCode ?? "").toBe("");
+    expect(get?.tollgate?.responsePayload).toBeUndefined();
+    expect(put?.errorCode ?? "").toBe("");
+    expect(put?.tollgate?.requestPayload).toMatchObject({ size: BigInt(body.length), sha256 });
+  }, 60_000);
+});

@@ -71,6 +71,14 @@ export interface EdgeServerOptions {
   /** Largest chunk of a signed aws-chunked body (one chunk is held while its signature is checked). Default 16 MiB. */
   maxChunkBytes?: number;
   /**
+   * Record the size and SHA-256 of S3 object bodies (GetObject, PutObject, UploadPart) as
+   * `tollgate.requestPayload` / `responsePayload`. Default true. Hashing costs about 0.4-0.7
+   * CPU-seconds per GiB (bench/README.md). False leaves them out, except for a body signed with
+   * its own SHA-256, whose verified hash is recorded at no extra cost. Signed bodies and signed
+   * chunks are verified either way.
+   */
+  objectDigests?: boolean;
+  /**
    * Exchanges web identity tokens of unsigned STS `AssumeRoleWithWebIdentity` calls (at the
    * control plane). Without it such calls are refused like any unsigned request.
    */
@@ -93,6 +101,7 @@ function resolveEdgeServerOptions(o: EdgeServerOptions): ResolvedOptions {
     responseCaptureBytes: 64 * 1024,
     upstreamTimeoutMs: 120_000,
     maxChunkBytes: 16 * 1024 * 1024,
+    objectDigests: true,
     refreshConfig: () => Promise.resolve(),
     tracer: trace.getTracer(EDGE_TRACER_NAME),
     ...o,
@@ -765,7 +774,7 @@ export function createEdgeRequestHandler(
               !objectBody &&
               (call.httpStatus >= 300 || ((!c.readOnly || call.requestId === "") && /xml|json/i.test(contentType)));
             const responseDigest =
-              objectBody && req.method !== "HEAD"
+              objectBody && o.objectDigests && req.method !== "HEAD"
                 ? digestBody(up, "raw", digestPool, contentLengthOf(up.headers["content-length"]))
                 : undefined;
             if (responseDigest !== undefined) digests.push({ of: "responsePayload", digest: responseDigest });
@@ -818,7 +827,7 @@ export function createEdgeRequestHandler(
           const digestMode =
             resigner !== undefined || payloadMode === "STREAMING-UNSIGNED-PAYLOAD-TRAILER" ? "aws-chunked" : "raw";
           const requestDigest =
-            objectBody && (resigner !== undefined || guard === undefined)
+            objectBody && o.objectDigests && (resigner !== undefined || guard === undefined)
               ? digestBody(req, digestMode, digestPool, contentLengthOf(req.headers["content-length"]))
               : undefined;
           if (requestDigest !== undefined) digests.push({ of: "requestPayload", digest: requestDigest });

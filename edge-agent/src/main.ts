@@ -161,6 +161,11 @@ const workerCount = Number(workersRaw);
 if (!Number.isInteger(workerCount) || workerCount < 1 || workerCount > 64) {
   fail(`TOLLGATE_EDGE_WORKERS must be an integer from 1 to 64, got "${workersRaw}"`);
 }
+// Object-body SHA-256s in the audit record (edge-server.ts `objectDigests`).
+const objectDigestsRaw = env("TOLLGATE_EDGE_OBJECT_DIGESTS", "on");
+if (objectDigestsRaw !== "on" && objectDigestsRaw !== "off") {
+  fail(`TOLLGATE_EDGE_OBJECT_DIGESTS must be "on" or "off", got "${objectDigestsRaw}"`);
+}
 /** This process serves requests (a worker, or the only process). */
 const serves = cluster.isWorker || workerCount === 1;
 /** This process owns the journal, the shipper and the checkpoint key (the primary, or the only process). */
@@ -339,6 +344,7 @@ if (serves) {
     recorder,
     edgeName,
     logger,
+    objectDigests: objectDigestsRaw === "on",
     webIdentity: controlPlaneWebIdentityExchanger(client, edgeName),
     upstreamCredentials: cluster.isWorker ? new WorkerUpstreamResolver(process, localUpstream) : localUpstream,
   };
