@@ -110,7 +110,9 @@ export async function edgeLaunchEnv(env) {
 /** (Re)starts the edge with extra node flags (e.g. --cpu-prof); the previous one is stopped. */
 export async function startEdge(t, nodeFlags) {
   await stopChild(t.edge);
-  t.edge = spawnUntilReady(process.execPath, [...nodeFlags, EDGE], {
+  // BENCH_EDGE_NODE_FLAGS: node/V8 flags for the edge only (e.g. "--max-semi-space-size=8").
+  const extraFlags = (process.env.BENCH_EDGE_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+  t.edge = spawnUntilReady(process.execPath, [...extraFlags, ...nodeFlags, EDGE], {
     env: await edgeLaunchEnv({ ...t.env, TOLLGATE_CONTROL_PLANE_URL: t.apiUrl }),
     readyRe: READY,
     name: "edge",
