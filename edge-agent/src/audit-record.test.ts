@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { create, equals, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { type AuditEvent, AuditEventSchema, Decision } from "@tollgate/proto";
 import { describe, expect, it } from "vitest";
 import {
   authMethodOf,
@@ -147,6 +149,158 @@ describe("buildAuditEvent", () => {
     r.authenticated = false;
     expect(buildAuditEvent(r).tollgate?.authMethod).toBe("");
     expect(authMethodOf(true, undefined)).toBe("");
+  });
+});
+
+/** The builder as it was written with protobuf-es `create()`: what buildAuditEvent must equal. */
+function buildWithCreate(r: CallRecord): AuditEvent {
+  const c = r.classification;
+  const cap = r.maxElementsBytes ?? MAX_RECORDED_ELEMENTS_BYTES;
+  const request = capElements(c.requestParameters, cap);
+  const response = capElements(r.responseElements, cap);
+  const eventCategory = eventCategoryOf(c.service, c.eventName);
+  return create(AuditEventSchema, {
+    eventVersion: "1.0",
+    eventId: r.eventId,
+    eventTime: new Date(r.eventTimeMs).toISOString(),
+    eventSource: c.eventSource,
+    eventName: c.eventName,
+    awsRegion: c.awsRegion,
+    sourceIpAddress: r.sourceIp,
+    userAgent: r.userAgent,
+    userIdentity: {
+      type: r.authenticated ? "TollgatePrincipal" : "Unauthenticated",
+      principalId: r.principal,
+      accessKeyId: r.accessKeyId,
+    },
+    ...(request.value !== undefined ? { requestParameters: request.value } : {}),
+    ...(response.value !== undefined ? { responseElements: response.value } : {}),
+    ...(r.errorCode !== undefined ? { errorCode: r.errorCode } : {}),
+    ...(r.errorMessage !== undefined ? { errorMessage: r.errorMessage } : {}),
+    requestId: r.requestId,
+    readOnly: c.readOnly,
+    resources: c.resources.map((x) => ({ arn: x.arn, type: x.type })),
+    eventType: "AwsApiCall",
+    recipientAccountId: r.accountId,
+    eventCategory,
+    managementEvent: eventCategory === "Management",
+    ...(r.tls !== undefined ? { tlsDetails: r.tls } : {}),
+    tollgate: {
+      connection: r.connection,
+      edge: r.edge,
+      decision: r.allowed ? Decision.ALLOW : Decision.DENY,
+      reason: r.reason,
+      durationMs: Math.round(r.durationMs * 1000) / 1000,
+      httpStatus: r.httpStatus,
+      bytesIn: BigInt(r.bytesIn),
+      bytesOut: BigInt(r.bytesOut),
+      signingName: r.signingName !== "" ? r.signingName : c.service,
+      credentialId: r.credentialId,
+      traceId: r.traceId,
+      spanId: r.spanId ?? "",
+      authMethod: authMethodOf(r.authenticated, r.authForm),
+      requestParametersTruncated: request.truncated,
+      responseElementsTruncated: response.truncated,
+      ...(r.requestPayload !== undefined
+        ? { requestPayload: { size: BigInt(r.requestPayload.size), sha256: r.requestPayload.sha256 } }
+        : {}),
+      ...(r.responsePayload !== undefined
+        ? { responsePayload: { size: BigInt(r.responsePayload.size), sha256: r.responsePayload.sha256 } }
+        : {}),
+      ...(r.upstreamIdentity !== undefined ? { upstreamIdentity: r.upstreamIdentity } : {}),
+    },
+  });
+}
+
+/** Keys of every object in `v`, in order, by path: create() and the literals must agree on shape. */
+function keyOrder(v: unknown, path = "", out: string[] = []): string[] {
+  if (v === null || typeof v !== "object") return out;
+  out.push(`${path}: ${Object.keys(v).join(",")}`);
+  for (const [k, x] of Object.entries(v)) keyOrder(x, `${path}.${k}`, out);
+  return out;
+}
+
+describe("buildAuditEvent matches protobuf-es create()", () => {
+  let seed = 42;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)] as T;
+  const s3Call = (rawPath: string, method: string): CallRecord => ({
+    ...dynamoCall("GetItem", {}),
+    classification: classifyRequest({
+      method,
+      rawPath,
+      query: pick([[], [["list-type", "2"]], [["prefix", "a/é"]]]),
+      headers: {},
+      signingName: "s3",
+      region: "us-east-1",
+      accountId: "",
+    }),
+    signingName: pick(["s3", ""]),
+  });
+
+  it.each(Array.from({ length: 300 }, (_, i) => i))("varied record %i", () => {
+    const r: CallRecord = pick([
+      () => dynamoCall("GetItem", { TableName: "orders", Key: { pk: { S: "1" } } }),
+      () => dynamoCall("PutItem", { TableName: "t", Item: { a: { N: "1" }, b: { B: "AAE=" } } }),
+      () => dynamoCall("BatchWriteItem", batchWrite(pick([0, 50_000, 150_000]))),
+      () => dynamoCall("ListTables", {}),
+      () => s3Call(pick(["/bucket/key", "/bucket", "/", "/b/a%20b/c"]), pick(["GET", "PUT", "DELETE", "HEAD"])),
+    ])();
+    r.eventId = `e${rand(1e6)}`;
+    r.eventTimeMs = rand(2e12);
+    r.authenticated = rand(3) > 0;
+    r.allowed = rand(2) === 0;
+    r.httpStatus = pick([0, 200, 403, 503]);
+    r.durationMs = rand(1e6) / 997;
+    r.bytesIn = pick([0, 1, 2 ** 40]);
+    r.bytesOut = rand(1e9);
+    r.principal = pick(["", "ci-bot", "ünïcode"]);
+    r.requestId = pick(["", "REQ1"]);
+    if (rand(2) === 0) r.errorCode = pick(["", "AccessDenied"]);
+    if (rand(2) === 0) r.errorMessage = pick(["", "no"]);
+    if (rand(2) === 0) r.responseElements = pick([{}, { a: 1, b: [true, null, "x"] }, { big: "y".repeat(200_000) }]);
+    if (rand(2) === 0) delete r.authForm;
+    else r.authForm = pick(["header", "query"] as const);
+    if (rand(2) === 0) r.spanId = pick(["", "00f067aa0ba902b7"]);
+    if (rand(2) === 0) {
+      r.tls = {
+        tlsVersion: "TLSv1.3",
+        cipherSuite: pick(["", "TLS_AES_128_GCM_SHA256"]),
+        clientProvidedHostHeader: "h",
+      };
+    }
+    if (rand(2) === 0) r.requestPayload = { size: rand(1e6), sha256: "aa" };
+    if (rand(2) === 0) r.responsePayload = { size: pick([0, 5]), sha256: pick(["", "bb"]) };
+    if (rand(2) === 0) {
+      r.upstreamIdentity = {
+        source: pick(["static", "edge", "assume-role"] as const),
+        accessKeyId: "AKIA",
+        roleArn: pick(["", "arn:aws:iam::1:role/r"]),
+        assumedRoleArn: "",
+        sessionName: "s",
+        sourceIdentity: "",
+      };
+    }
+    if (rand(3) === 0) r.maxElementsBytes = pick([10, 1000]);
+    const expected = buildWithCreate(r);
+    const capped = rand(2) === 0;
+    if (capped) {
+      r.cappedRequestParameters = capElements(
+        r.classification.requestParameters,
+        r.maxElementsBytes ?? MAX_RECORDED_ELEMENTS_BYTES,
+      );
+    }
+    const got = buildAuditEvent(r);
+    expect(equals(AuditEventSchema, got, expected)).toBe(true);
+    expect(toBinary(AuditEventSchema, got)).toEqual(toBinary(AuditEventSchema, expected));
+    expect(toJsonString(AuditEventSchema, got, { alwaysEmitImplicit: true })).toBe(
+      toJsonString(AuditEventSchema, expected, { alwaysEmitImplicit: true }),
+    );
+    expect(got).toStrictEqual(expected);
+    expect(keyOrder(got)).toEqual(keyOrder(expected));
   });
 });
 

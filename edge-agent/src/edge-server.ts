@@ -7,7 +7,14 @@ import { type Tracer, trace } from "@opentelemetry/api";
 import type { AuditEvent } from "@tollgate/proto";
 import { type GatewayCredentialClaims, openSessionToken, TollgateError } from "@tollgate/sdk";
 import { decideAccess } from "./access-policy.js";
-import { buildAuditEvent, type CallRecord, type TlsInfo } from "./audit-record.js";
+import {
+  buildAuditEvent,
+  type CallRecord,
+  type CappedElements,
+  capElements,
+  MAX_RECORDED_ELEMENTS_BYTES,
+  type TlsInfo,
+} from "./audit-record.js";
 import { type AuditCallRecorder, AuditUnavailableError, type CallHandle } from "./audit-recorder.js";
 import { type Classification, classifyRequest } from "./aws-classifier.js";
 import { type EdgeErrorKind, edgeError, renderAwsError } from "./aws-errors.js";
@@ -202,6 +209,8 @@ interface Call {
   claims?: GatewayCredentialClaims;
   authenticated: boolean;
   classification?: Classification;
+  /** The classification's requestParameters as recorded (capped), kept from the intent for the final event. */
+  cappedRequest?: { of: Classification; capped: CappedElements };
   body?: Buffer;
   bytesIn: number;
   bytesOut: number;
@@ -254,6 +263,12 @@ export function createEdgeRequestHandler(
   function buildEvent(call: Call, req: IncomingMessage, config: EdgeConfigSnapshot | undefined): AuditEvent {
     const classification = call.classification ?? classify(req, call, config);
     const connection = call.claims !== undefined ? config?.connections.get(call.claims.connection) : undefined;
+    if (call.cappedRequest?.of !== classification) {
+      call.cappedRequest = {
+        of: classification,
+        capped: capElements(classification.requestParameters, MAX_RECORDED_ELEMENTS_BYTES),
+      };
+    }
     const record: CallRecord = {
       eventId: call.eventId,
       eventTimeMs: call.eventTimeMs,
@@ -275,16 +290,18 @@ export function createEdgeRequestHandler(
       bytesIn: call.bytesIn,
       bytesOut: call.bytesOut,
       requestId: call.requestId,
-      ...(call.errorCode !== undefined ? { errorCode: call.errorCode } : {}),
-      ...(call.errorMessage !== undefined ? { errorMessage: call.errorMessage } : {}),
       responseElements: call.responseElements,
       traceId: call.span.traceId,
       spanId: call.span.spanId,
-      ...(call.auth !== undefined ? { authForm: call.auth.form } : {}),
-      ...(call.requestPayload !== undefined ? { requestPayload: call.requestPayload } : {}),
-      ...(call.responsePayload !== undefined ? { responsePayload: call.responsePayload } : {}),
-      ...(call.upstream !== undefined ? { upstreamIdentity: call.upstream.identity } : {}),
+      cappedRequestParameters: call.cappedRequest.capped,
     };
+    // Optional members set one by one (no spread of a temporary object per member).
+    if (call.errorCode !== undefined) record.errorCode = call.errorCode;
+    if (call.errorMessage !== undefined) record.errorMessage = call.errorMessage;
+    if (call.auth !== undefined) record.authForm = call.auth.form;
+    if (call.requestPayload !== undefined) record.requestPayload = call.requestPayload;
+    if (call.responsePayload !== undefined) record.responsePayload = call.responsePayload;
+    if (call.upstream !== undefined) record.upstreamIdentity = call.upstream.identity;
     const tls = tlsInfo(req);
     if (tls !== undefined) record.tls = tls;
     return buildAuditEvent(record);
