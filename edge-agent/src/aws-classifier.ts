@@ -314,6 +314,8 @@ class ResourceList {
 }
 
 function safeDecode(value: string): string {
+  // Without a '%' there is nothing to decode (and nothing malformed): skip the call.
+  if (!value.includes("%")) return value;
   try {
     return decodeURIComponent(value);
   } catch {

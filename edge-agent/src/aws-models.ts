@@ -338,6 +338,8 @@ function parseSegment(segment: string): Segment {
 }
 
 function safeDecode(value: string): string {
+  // Without a '%' there is nothing to decode (and nothing malformed): skip the call.
+  if (!value.includes("%")) return value;
   try {
     return decodeURIComponent(value);
   } catch {
@@ -369,10 +371,12 @@ export function matchRestOperation(service: AwsServiceModel, request: RestReques
   if (candidates === undefined) return undefined;
   const queryKeys = new Set(request.query.map(([key]) => key));
   const subresources = [...queryKeys].filter((key) => service.subresources.has(key));
+  // Decoded once here rather than per candidate operation.
+  const decodedSegments = request.segments.map(safeDecode);
   let best: RestMatch | undefined;
   for (const operation of candidates) {
     const binding = operation.http as RestBinding;
-    const bound = matchSegments(binding.segments, request.segments);
+    const bound = matchSegments(binding.segments, decodedSegments);
     if (bound === undefined) continue;
     let literalQuery = 0;
     let ok = true;
@@ -405,6 +409,7 @@ export function matchRestOperation(service: AwsServiceModel, request: RestReques
   return best;
 }
 
+/** Matches decoded path segments (a raw segment is empty exactly when its decoding is). */
 function matchSegments(
   template: readonly Segment[],
   path: readonly string[],
@@ -420,24 +425,24 @@ function matchSegments(
       if (i !== template.length - 1 || i >= trimmed.length) return undefined;
       const rest = path.slice(i);
       if (rest.every((part) => part === "")) return undefined;
-      // Decode per segment so an encoded "%2F" and a literal "/" both end up as "/".
-      labels[segment.name] = rest.map(safeDecode).join("/");
+      // Decoded per segment so an encoded "%2F" and a literal "/" both end up as "/".
+      labels[segment.name] = rest.join("/");
       return { labels, literals, singles };
     }
     const actual = trimmed[i];
     if (actual === undefined) return undefined;
     switch (segment.kind) {
       case "literal":
-        if (safeDecode(actual) !== segment.value) return undefined;
+        if (actual !== segment.value) return undefined;
         literals++;
         break;
       case "label":
         if (actual === "") return undefined;
-        labels[segment.name] = safeDecode(actual);
+        labels[segment.name] = actual;
         singles++;
         break;
       case "pattern": {
-        const m = segment.regex.exec(safeDecode(actual));
+        const m = segment.regex.exec(actual);
         if (m === null) return undefined;
         segment.names.forEach((name, j) => {
           labels[name] = m[j + 1] as string;

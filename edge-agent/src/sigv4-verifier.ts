@@ -208,6 +208,8 @@ export function uriEncode(value: string): string {
 }
 
 function safeDecode(value: string): string {
+  // Without a '%' there is nothing to decode (and nothing malformed): skip the call.
+  if (!value.includes("%")) return value;
   try {
     return decodeURIComponent(value);
   } catch {
