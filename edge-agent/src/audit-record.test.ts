@@ -223,8 +223,12 @@ function keyOrder(v: unknown, path = "", out: string[] = []): string[] {
 describe("buildAuditEvent matches protobuf-es create()", () => {
   let seed = 42;
   const rand = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
   };
   const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)] as T;
   const s3Call = (rawPath: string, method: string): CallRecord => ({
