@@ -79,18 +79,45 @@ class ScratchWriter {
   }
 
   string(s: string): this {
-    // Under 43 UTF-16 units a string is at most 126 bytes of UTF-8: one length byte, written after.
-    const len = s.length < 43 ? -1 : Buffer.byteLength(s, "utf8");
-    if (len >= 0) {
+    // ASCII (most of an event's strings) is copied here: a Buffer.write call into C++ per field
+    // cost more than the copy. Anything else is encoded by Buffer.write.
+    const n = s.length;
+    if (n < 43) {
+      // Under 43 UTF-16 units a string is at most 126 bytes of UTF-8: one length byte, written after.
+      this.#room(1 + 3 * n);
+      const buf = this.#buf;
+      const start = this.#pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[start + i] = c;
+      }
+      const len = i === n ? n : buf.write(s, start, "utf8");
+      buf[this.#pos] = len;
+      this.#pos = start + len;
+      return this;
+    }
+    let ascii = true;
+    for (let i = 0; i < n; i++) {
+      if (s.charCodeAt(i) >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (!ascii) {
+      const len = Buffer.byteLength(s, "utf8");
       this.#varint32(len);
       this.#room(len);
       this.#pos += this.#buf.write(s, this.#pos, len, "utf8");
       return this;
     }
-    this.#room(1 + 3 * s.length);
-    const n = this.#buf.write(s, this.#pos + 1, "utf8");
-    this.#buf[this.#pos] = n;
-    this.#pos += 1 + n;
+    this.#varint32(n);
+    this.#room(n);
+    const buf = this.#buf;
+    const start = this.#pos;
+    for (let i = 0; i < n; i++) buf[start + i] = s.charCodeAt(i);
+    this.#pos = start + n;
     return this;
   }
 
