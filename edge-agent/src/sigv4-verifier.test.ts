@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
+  canonicalHeaderValue,
   parseSigV4Authorization,
   parseSigV4Query,
   type SignedRequestParts,
@@ -252,6 +253,21 @@ describe("SigV2 (S3's deprecated signature)", () => {
       expect.unreachable();
     } catch (err) {
       expect(err).toMatchObject({ ...sigV2, legacy: { service: "s3", accessKeyId: "AKIDEXAMPLE" } });
+    }
+  });
+});
+
+describe("canonicalHeaderValue", () => {
+  it("equals trim() and collapsing each whitespace run, on strings of spaces, tabs, breaks and others", () => {
+    const parts = ["a", "b c", " ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u2028", "\ufeff", "\u3000", "é", "x"];
+    let seed = 7;
+    for (let n = 0; n < 5000; n++) {
+      let value = "";
+      for (let k = n % 7; k >= 0; k--) {
+        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        value += parts[(seed >>> 16) % parts.length];
+      }
+      expect(canonicalHeaderValue(value)).toBe(value.trim().replace(/\s+/g, " "));
     }
   });
 });

@@ -241,6 +241,7 @@ function canonicalQuery(rawQuery: string): string {
 
 function canonicalPath(rawPath: string, service: string): string {
   if (service === "s3") return rawPath === "" ? "/" : rawPath;
+  if (rawPath === "/") return rawPath; // JSON and query protocols: nothing to normalise
   const segments: string[] = [];
   for (const seg of rawPath.split("/")) {
     if (seg === "" || seg === ".") continue;
@@ -255,8 +256,9 @@ function canonicalHeaders(rawHeaders: readonly string[], names: readonly string[
   const values = new Map<string, string[]>();
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = (rawHeaders[i] as string).toLowerCase();
+    if (!names.includes(name)) continue; // only signed headers are read
     const list = values.get(name);
-    const value = (rawHeaders[i + 1] as string).trim().replace(/\s+/g, " ");
+    const value = canonicalHeaderValue(rawHeaders[i + 1] as string);
     if (list === undefined) values.set(name, [value]);
     else list.push(value);
   }
@@ -267,6 +269,14 @@ function canonicalHeaders(rawHeaders: readonly string[], names: readonly string[
     out += `${name}:${list.join(",")}\n`;
   }
   return out;
+}
+
+/** A header value trimmed, each run of whitespace made one space. */
+export function canonicalHeaderValue(value: string): string {
+  // Most values have single spaces only, none at the ends: skip trim and replace. (`\s` is
+  // exactly what trim() removes.)
+  if (!/[^\S ]| {2}|^ | $/.test(value)) return value;
+  return value.trim().replace(/\s+/g, " ");
 }
 
 /** Parses `yyyymmddThhmmssZ` to epoch ms, or NaN. */
