@@ -367,8 +367,10 @@ export interface RestRequest {
  * request matches nothing rather than the plain `DeleteBucket`.
  */
 export function matchRestOperation(service: AwsServiceModel, request: RestRequest): RestMatch | undefined {
-  const candidates = service.restOperations.get(request.method.toUpperCase());
-  if (candidates === undefined) return undefined;
+  const all = service.restOperations.get(request.method.toUpperCase());
+  if (all === undefined) return undefined;
+  // Without a query only operations without literal query keys can match (4 of S3's 43 GETs).
+  const candidates = request.query.length === 0 ? withoutLiteralQuery(all) : all;
   const queryKeys = new Set(request.query.map(([key]) => key));
   const subresources = [...queryKeys].filter((key) => service.subresources.has(key));
   // Decoded once here rather than per candidate operation.
@@ -376,8 +378,8 @@ export function matchRestOperation(service: AwsServiceModel, request: RestReques
   let best: RestMatch | undefined;
   for (const operation of candidates) {
     const binding = operation.http as RestBinding;
-    const bound = matchSegments(binding.segments, decodedSegments);
-    if (bound === undefined) continue;
+    // The query and header conditions first: they are cheap and rule out most candidates
+    // (S3's ?acl, ?tagging, ... operations) before the path is matched.
     let literalQuery = 0;
     let ok = true;
     for (const [key, value] of binding.literalQuery) {
@@ -390,11 +392,21 @@ export function matchRestOperation(service: AwsServiceModel, request: RestReques
       literalQuery++;
     }
     if (!ok) continue;
-    if (!operation.requiredQuery.every((key) => queryKeys.has(key))) continue;
-    const own = (key: string) =>
-      binding.literalQuery.some(([k]) => k === key) || Object.hasOwn(operation.queryMembers, key);
-    if (!subresources.every(own)) continue;
-    if (!operation.requiredHeaders.every((name) => request.headers[name] !== undefined)) continue;
+    // (Each test only when there is something to test: no closure per candidate otherwise.)
+    if (operation.requiredQuery.length > 0 && !operation.requiredQuery.every((key) => queryKeys.has(key))) continue;
+    if (subresources.length > 0) {
+      const own = (key: string) =>
+        binding.literalQuery.some(([k]) => k === key) || Object.hasOwn(operation.queryMembers, key);
+      if (!subresources.every(own)) continue;
+    }
+    if (
+      operation.requiredHeaders.length > 0 &&
+      !operation.requiredHeaders.every((name) => request.headers[name] !== undefined)
+    ) {
+      continue;
+    }
+    const bound = matchSegments(binding.segments, decodedSegments);
+    if (bound === undefined) continue;
     const required = operation.requiredQuery.length + operation.requiredHeaders.length;
     const score =
       bound.literals * 1_000_000 +
@@ -407,6 +419,17 @@ export function matchRestOperation(service: AwsServiceModel, request: RestReques
     }
   }
   return best;
+}
+
+const withoutLiteralQueryOf = new WeakMap<readonly AwsOperationModel[], readonly AwsOperationModel[]>();
+
+function withoutLiteralQuery(operations: readonly AwsOperationModel[]): readonly AwsOperationModel[] {
+  let subset = withoutLiteralQueryOf.get(operations);
+  if (subset === undefined) {
+    subset = operations.filter((o) => o.http === undefined || o.http.literalQuery.length === 0);
+    withoutLiteralQueryOf.set(operations, subset);
+  }
+  return subset;
 }
 
 /** Matches decoded path segments (a raw segment is empty exactly when its decoding is). */

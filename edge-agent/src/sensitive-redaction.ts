@@ -150,12 +150,7 @@ function redactLeaves(value: unknown, depth: number): unknown {
   if (!isPlainObject(value)) return REDACTED;
   const out: Record<string, unknown> = {};
   for (const [key, member] of Object.entries(value)) {
-    Object.defineProperty(out, key, {
-      value: redactLeaves(member, depth + 1),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    setData(out, key, redactLeaves(member, depth + 1));
   }
   return out;
 }
@@ -181,10 +176,20 @@ function walk(ctx: RedactionContext, value: unknown, path: readonly string[], de
     if (matchesModelPath(ctx, memberPath)) copy = redactLeaves(member, depth + 1);
     else if (isSensitiveMember(ctx, memberPath)) copy = REDACTED;
     else copy = walk(ctx, member, memberPath, depth + 1);
-    // defineProperty so that a member named "__proto__" stays data and cannot alter the prototype.
-    Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+    setData(out, key, copy);
   }
   return out;
+}
+
+/**
+ * Adds an own data member. A member named "__proto__" is defined (assigning it would alter the
+ * prototype); any other is assigned, which is the same on a plain object (Object.prototype has
+ * no other setter) and much cheaper than defineProperty.
+ */
+function setData(out: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  } else out[key] = value;
 }
 
 function isPlainObject(value: object): value is Record<string, unknown> {

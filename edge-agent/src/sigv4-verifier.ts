@@ -83,7 +83,7 @@ const AUTH_RE =
 export function parseSigV4Authorization(header: string | undefined): SigV4Authorization {
   if (header === undefined || header === "")
     throw new SigV4Problem("missing", "Request is missing Authentication Token");
-  const v2 = SIGV2_AUTH_RE.exec(header);
+  const v2 = header.startsWith("AWS ") ? SIGV2_AUTH_RE.exec(header) : null;
   if (v2 !== null)
     throw new SigV4Problem("unsupported", SIGV2_MESSAGE, { service: "s3", accessKeyId: v2[1] as string });
   const m = AUTH_RE.exec(header);
