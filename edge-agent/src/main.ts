@@ -14,8 +14,8 @@ import {
   type ControlPlaneClient,
   createControlPlaneClient,
   DEFAULT_AUDIT_SUBJECT_PREFIX,
-  EDGE_MALLOC_TUNABLE,
-  hasMallocTrimThreshold,
+  EDGE_GLIBC_TUNABLES,
+  missingEdgeMallocTunables,
   withEdgeMallocTunables,
 } from "@tollgate/sdk";
 import { pino } from "pino";
@@ -228,13 +228,14 @@ const logger = pino({
   base: { service: "tollgate-edge", edge: edgeName, ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}) },
 });
 
-// glibc keeps freed heap only if told at start-up (see sdk malloc-tunables.ts): without it a
-// large transfer costs 1-2 CPU-seconds more per GiB. Launchers set it (the primary for its
-// workers); a serving process started without it says so.
-if (serves && process.platform === "linux" && !hasMallocTrimThreshold(process.env.GLIBC_TUNABLES)) {
+// glibc malloc settings are read only at start-up (see sdk malloc-tunables.ts): without them a
+// large transfer costs 1-2 CPU-seconds more per GiB and more memory is retained. Launchers set
+// them (the primary for its workers); a serving process started without them says so.
+const missingTunables = process.platform === "linux" ? missingEdgeMallocTunables(process.env.GLIBC_TUNABLES) : [];
+if (serves && missingTunables.length > 0) {
   logger.warn(
-    { event: "malloc_tunable_missing", recommended: `GLIBC_TUNABLES=${EDGE_MALLOC_TUNABLE}` },
-    "GLIBC_TUNABLES sets no malloc trim threshold; large transfers will cost more CPU",
+    { event: "malloc_tunable_missing", missing: missingTunables, recommended: `GLIBC_TUNABLES=${EDGE_GLIBC_TUNABLES}` },
+    "GLIBC_TUNABLES lacks the edge's malloc settings; large transfers will cost more CPU and memory",
   );
 }
 let tracerProvider: BasicTracerProvider | undefined;

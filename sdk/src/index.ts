@@ -52,7 +52,12 @@ export type {
 export { generateCredentialKey, issueGatewayCredential, openSessionToken } from "./gateway-credential.js";
 export type { Logger } from "./logger.js";
 export { silentLogger } from "./logger.js";
-export { EDGE_MALLOC_TUNABLE, hasMallocTrimThreshold, withEdgeMallocTunables } from "./malloc-tunables.js";
+export {
+  EDGE_GLIBC_TUNABLES,
+  EDGE_MALLOC_TUNABLES,
+  missingEdgeMallocTunables,
+  withEdgeMallocTunables,
+} from "./malloc-tunables.js";
 export type { OcsfApiActivity } from "./ocsf-api-activity.js";
 export { OCSF_VERSION, ocsfActivity, renderOcsfApiActivity } from "./ocsf-api-activity.js";
 export type { TollgateErrorCode } from "./tollgate-error.js";
