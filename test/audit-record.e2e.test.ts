@@ -16,21 +16,26 @@ afterAll(async () => {
   await dev?.stop();
 });
 
+/** Issues a gateway credential for `principal` with the dev CLI; SDK client settings for its edge. */
+async function sdkConfigFor(instance: DevInstance, principal: string) {
+  const r = await instance.cli(["credentials", "issue", "--principal", principal, "--ttl", "1h", "--format", "json"]);
+  expect(r.code, r.stderr).toBe(0);
+  const cred = JSON.parse(r.stdout) as { accessKeyId: string; secretAccessKey: string; sessionToken: string };
+  return {
+    endpoint: instance.edgeUrl,
+    region: "us-east-1",
+    credentials: {
+      accessKeyId: cred.accessKeyId,
+      secretAccessKey: cred.secretAccessKey,
+      sessionToken: cred.sessionToken,
+    },
+    maxAttempts: 1,
+  };
+}
+
 describe("the audit record (issue #4)", () => {
   it("carries category, auth method and object body digests for SDK calls", async () => {
-    const r = await dev.cli(["credentials", "issue", "--principal", "record-agent", "--ttl", "1h", "--format", "json"]);
-    expect(r.code, r.stderr).toBe(0);
-    const cred = JSON.parse(r.stdout) as { accessKeyId: string; secretAccessKey: string; sessionToken: string };
-    const config = {
-      endpoint: dev.edgeUrl,
-      region: "us-east-1",
-      credentials: {
-        accessKeyId: cred.accessKeyId,
-        secretAccessKey: cred.secretAccessKey,
-        sessionToken: cred.sessionToken,
-      },
-      maxAttempts: 1,
-    };
+    const config = await sdkConfigFor(dev, "record-agent");
     const s3 = new S3Client({ ...config, forcePathStyle: true });
     const ddb = new DynamoDBClient(config);
     const sts = new STSClient(config);
@@ -127,18 +132,8 @@ describe("with TOLLGATE_EDGE_OBJECT_DIGESTS=off", () => {
   });
 
   it("records object calls without hashing their bodies, except a signed body's verified hash", async () => {
-    const r = await lean.cli(["credentials", "issue", "--principal", "lean-agent", "--ttl", "1h", "--format", "json"]);
-    expect(r.code, r.stderr).toBe(0);
-    const cred = JSON.parse(r.stdout) as { accessKeyId: string; secretAccessKey: string; sessionToken: string };
     const s3 = new S3Client({
-      endpoint: lean.edgeUrl,
-      region: "us-east-1",
-      credentials: {
-        accessKeyId: cred.accessKeyId,
-        secretAccessKey: cred.secretAccessKey,
-        sessionToken: cred.sessionToken,
-      },
-      maxAttempts: 1,
+      ...(await sdkConfigFor(lean, "lean-agent")),
       forcePathStyle: true,
       // No checksum trailer: over plain HTTP the SDK then signs the body's own SHA-256.
       requestChecksumCalculation: "WHEN_REQUIRED",

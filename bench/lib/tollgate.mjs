@@ -95,7 +95,7 @@ export async function startTollgate({ upstreams, region = "us-east-1" }) {
 }
 
 /**
- * `env` as every edge launcher passes it (sdk malloc-tunables.ts: the glibc trim threshold), when
+ * `env` as every edge launcher passes it (sdk malloc-tunables.ts: the glibc malloc settings), when
  * the measured build has that module; an older build (BENCH_REPO) gets `env` unchanged.
  */
 export async function edgeLaunchEnv(env) {
