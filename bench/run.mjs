@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Tollgate benchmark: one command, four variants side by side against the same nginx upstream.
-//   npm run bench [-- --duration 10 --warmup 2 --conns 16,64 --size-mib 1024 --repeat 2 --no-profile]
+//   npm run bench [-- --duration 10 --warmup 2 --conns 1,16,64 --size-mib 1024 --repeat 2 --no-profile]
 // See bench/README.md. Not part of `npm test`, not run in CI.
 import { execFile } from "node:child_process";
 import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
   options: {
     duration: { type: "string", default: "8" },
     warmup: { type: "string", default: "2" },
-    conns: { type: "string", default: "16,64" },
+    conns: { type: "string", default: "1,16,64" },
     threads: { type: "string", default: "2" },
     "size-mib": { type: "string", default: "1024" },
     "chunk-kib": { type: "string", default: "64" },
@@ -421,6 +421,7 @@ try {
     return Object.fromEntries(groups);
   };
   const ratios = { small: [], large: [] };
+  result.budget = [];
   for (const rows of Object.values(byKey(result.small, (r) => `${r.workload}|${r.conns}`))) {
     const node = rows.find((r) => r.variant === "node-proxy");
     const t = rows.find((r) => r.variant === "tollgate");
@@ -436,6 +437,7 @@ try {
       nginxProxyVsNode: ng ? Math.round((ng.rps / node.rps) * 100) / 100 : undefined,
     };
     ratios.small.push(row);
+    result.budget.push(cpuBudget(t, node, result.machine.nproc));
     result.verdicts.push({
       target: `small ${row.workload} c=${row.conns}: throughput >= ${TARGETS.smallThroughputRatio}x node proxy`,
       value: row.tollgateVsNode,
@@ -574,6 +576,48 @@ function keepProfiles(profDir, label, extra) {
   return out;
 }
 
+/** µs of CPU per request of one process group in a small-request row. */
+function usPerRequest(row, key) {
+  return Math.round((1e6 * (row.cpuSeconds[key] ?? 0)) / row.requests);
+}
+
+/**
+ * What the throughput target leaves the edge on this machine: at `ratio` × the node proxy's req/s,
+ * all processes together may use `nproc` cores, so `nproc × 1e6 / targetRps` µs of CPU per request;
+ * the control plane, NATS, nginx and wrk used what they used per Tollgate request in the same run
+ * (they do not get cheaper when the edge does), and the rest is the edge's. One edge process can
+ * also use at most one core: `1e6 / targetRps`.
+ */
+function cpuBudget(t, node, nproc, ratio = TARGETS.smallThroughputRatio) {
+  const targetRps = node.rps * ratio;
+  const others = ["controlPlane", "nats", "nginx", "wrk", "client"].reduce((a, k) => a + usPerRequest(t, k), 0);
+  const machineUs = Math.round((nproc * 1e6) / targetRps);
+  return {
+    workload: t.workload,
+    conns: t.conns,
+    targetRps: Math.round(targetRps),
+    perRequestUs: {
+      edge: usPerRequest(t, "edge"),
+      controlPlane: usPerRequest(t, "controlPlane"),
+      nats: usPerRequest(t, "nats"),
+      nginx: usPerRequest(t, "nginx"),
+      wrk: usPerRequest(t, "wrk") + usPerRequest(t, "client"),
+      machine: usPerRequest(t, "machine"),
+    },
+    nodeProxyRun: {
+      nodeProxy: usPerRequest(node, "nodeProxy"),
+      nginx: usPerRequest(node, "nginx"),
+      wrk: usPerRequest(node, "wrk") + usPerRequest(node, "client"),
+      machine: usPerRequest(node, "machine"),
+    },
+    machineUsAtTarget: machineUs,
+    othersUs: others,
+    edgeBudgetUs: machineUs - others,
+    edgeBudgetOneProcessUs: Math.min(machineUs - others, Math.round(1e6 / targetRps)),
+    busyCores: Math.round((t.cpuSeconds.machine / (t.requests / t.rps)) * 100) / 100,
+  };
+}
+
 function proxyCpuPerGiB(row) {
   const own = { "node-proxy": "nodeProxy", tollgate: "edge", "nginx-proxy": "nginx" }[row.variant];
   if (own === undefined || row.cpuSeconds === undefined) return "";
@@ -616,6 +660,24 @@ function renderReport(r) {
         `${pad(row.workload, 19)}${pad(row.conns, 6)}${pad(row.variant, 13)}${lpad(row.rps, 8)}${lpad(row.p50Ms.toFixed(2), 9)}${lpad(row.p99Ms.toFixed(2), 9)}${lpad(node ? `${(row.rps / node.rps).toFixed(2)}x` : "", 9)}${lpad(node ? (row.p99Ms - node.p99Ms).toFixed(2) : "", 9)}${lpad(row.proxyCpuUsPerRequest ?? "", 18)}${lpad(`${(row.cpuSeconds.foreign / DURATION_S).toFixed(1)} cores`, 12)}${row.errors > 0 ? `  errors ${row.errors}` : ""}`,
       );
     }
+  }
+  if ((r.budget ?? []).length > 0) {
+    lines.push("");
+    lines.push(
+      `CPU per small Tollgate request, every process (µs; machine = all busy CPU / requests) and what ${TARGETS.smallThroughputRatio}x the node proxy would allow on ${r.machine.nproc} cores`,
+    );
+    lines.push(
+      `${pad("workload", 19)}${pad("conns", 6)}${lpad("edge", 6)}${lpad("cp", 6)}${lpad("nats", 6)}${lpad("nginx", 7)}${lpad("wrk", 5)}${lpad("machine", 9)}${lpad("busy", 7)}  ${pad(`at ${TARGETS.smallThroughputRatio}x: req/s`, 17)}${lpad("all µs", 7)}${lpad("edge µs", 9)}${lpad("1 proc", 8)}   node-proxy run: proxy/machine µs`,
+    );
+    for (const b of r.budget) {
+      const u = b.perRequestUs;
+      lines.push(
+        `${pad(b.workload, 19)}${pad(b.conns, 6)}${lpad(u.edge, 6)}${lpad(u.controlPlane, 6)}${lpad(u.nats, 6)}${lpad(u.nginx, 7)}${lpad(u.wrk, 5)}${lpad(u.machine, 9)}${lpad(b.busyCores.toFixed(2), 7)}  ${pad(b.targetRps, 17)}${lpad(b.machineUsAtTarget, 7)}${lpad(b.edgeBudgetUs, 9)}${lpad(b.edgeBudgetOneProcessUs, 8)}   ${b.nodeProxyRun.nodeProxy}/${b.nodeProxyRun.machine}`,
+      );
+    }
+    lines.push(
+      "  (edge µs = what the target leaves the edge after the control plane, NATS, nginx and wrk as measured; 1 proc = the same for one edge process, at most one core)",
+    );
   }
   if (r.large.length > 0) {
     lines.push("");

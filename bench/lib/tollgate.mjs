@@ -43,7 +43,13 @@ export async function startTollgate({ upstreams, region = "us-east-1" }) {
   };
   const t = { names, home, env, controlPlane: undefined, edge: undefined, apiUrl: "", edgeUrl: "", credentials: {} };
   try {
-    t.controlPlane = spawnUntilReady(process.execPath, [CONTROL_PLANE], { env, readyRe: READY, name: "control plane" });
+    // BENCH_CP_NODE_FLAGS: node/V8 flags for the control plane only (e.g. "--cpu-prof").
+    const cpFlags = (process.env.BENCH_CP_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+    t.controlPlane = spawnUntilReady(process.execPath, [...cpFlags, CONTROL_PLANE], {
+      env,
+      readyRe: READY,
+      name: "control plane",
+    });
     t.apiUrl = (await t.controlPlane.ready)[1];
     const cli = async (args) => (await run(process.execPath, [CLI, ...args, "--api", t.apiUrl], { env })).stdout;
     for (const [name, endpoint] of Object.entries(upstreams)) {

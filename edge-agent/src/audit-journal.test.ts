@@ -51,6 +51,36 @@ describe("AuditJournal", () => {
     await j.close();
   });
 
+  it("writes segments through an O_DSYNC descriptor, also after a rotation", async () => {
+    const dir = tempDir();
+    const j = await AuditJournal.open({ dir, segmentBytes: 200 });
+    /** Open flags of this process's descriptors on files in `dir` (Linux /proc). */
+    const flagsOfOpenSegments = () =>
+      fs
+        .readdirSync("/proc/self/fd")
+        .map((fd) => {
+          try {
+            return { fd, target: fs.readlinkSync(`/proc/self/fd/${fd}`) };
+          } catch {
+            return { fd, target: "" };
+          }
+        })
+        .filter((e) => e.target.startsWith(dir) && e.target.endsWith(".wal"))
+        .map((e) => {
+          const m = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${e.fd}`, "utf8"));
+          return Number.parseInt(m?.[1] ?? "0", 8);
+        });
+    const before = flagsOfOpenSegments();
+    expect(before).toHaveLength(1);
+    for (const f of before) expect(f & fs.constants.O_DSYNC).toBe(fs.constants.O_DSYNC);
+    for (let i = 0; i < 5; i++) await j.append(JournalRecordType.Intent, Buffer.alloc(100));
+    expect(fs.readdirSync(dir).filter((n) => n.endsWith(".wal")).length).toBeGreaterThan(1);
+    const after = flagsOfOpenSegments();
+    expect(after).toHaveLength(1);
+    for (const f of after) expect(f & fs.constants.O_DSYNC).toBe(fs.constants.O_DSYNC);
+    await j.close();
+  });
+
   it("truncates a torn tail on open and keeps every whole record", async () => {
     const dir = tempDir();
     const j = await AuditJournal.open({ dir });
@@ -120,6 +150,57 @@ describe("AuditJournal", () => {
       JournalRecordType.Start,
     ]);
     await j2.close();
+  });
+
+  it("commits a deferSync append with the next urgent append: one fsync for a lone caller's completion and next intent", async () => {
+    const j = await AuditJournal.open({ dir: tempDir(), deferredSyncMs: 10_000 });
+    const before = j.stats.fsyncs;
+    let completionDurable = false;
+    const completion = j
+      .append(JournalRecordType.Final, Buffer.from("final-1"), { deferSync: true, completesIntent: true })
+      .then((offset) => {
+        completionDurable = true;
+        return offset;
+      });
+    // No commit of its own: nothing is written or fsynced for it yet.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(completionDurable).toBe(false);
+    expect(j.stats.fsyncs).toBe(before);
+    const endBefore = j.durableEnd;
+    // The next intent's commit takes it along, in append order.
+    const intent = await j.append(JournalRecordType.Intent, Buffer.from("intent-2"));
+    expect(await completion).toBe(endBefore);
+    expect(completionDurable).toBe(true);
+    expect(intent).toBeGreaterThan(endBefore);
+    expect(j.stats.fsyncs).toBe(before + 1);
+    const records = await readAll(j, endBefore);
+    expect(records.map((r) => r.payload.toString())).toEqual(["final-1", "intent-2"]);
+    await j.close();
+  });
+
+  it("commits a deferSync append on its own after deferredSyncMs, and on close", async () => {
+    const dir = tempDir();
+    const j = await AuditJournal.open({ dir, deferredSyncMs: 30 });
+    const before = j.stats.fsyncs;
+    const started = performance.now();
+    await j.append(JournalRecordType.Final, Buffer.from("alone"), { deferSync: true });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(25);
+    expect(j.stats.fsyncs).toBe(before + 1);
+    // deferredSyncMs 0: like any other append (committed in the next turn, not after a timer).
+    const k = await AuditJournal.open({ dir: tempDir(), deferredSyncMs: 0 });
+    const kBefore = k.stats.fsyncs;
+    await k.append(JournalRecordType.Final, Buffer.from("now"), { deferSync: true });
+    expect(k.stats.fsyncs).toBe(kBefore + 1);
+    await k.close();
+    // close() commits what is still deferred.
+    const j2 = await AuditJournal.open({ dir: tempDir(), deferredSyncMs: 60_000 });
+    const last = j2.append(JournalRecordType.Final, Buffer.from("at-close"), { deferSync: true });
+    await j2.close();
+    await expect(last).resolves.toBeTypeOf("number");
+    const reopened = await AuditJournal.open({ dir: j2.dir });
+    expect((await readAll(reopened)).map((r) => r.payload.toString())).toContain("at-close");
+    await reopened.close();
+    await j.close();
   });
 
   it("rejects appends with ERR_JOURNAL_FULL once the unshipped backlog reaches maxBytes", async () => {

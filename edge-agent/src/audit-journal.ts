@@ -11,9 +11,16 @@ import { crc32 as zlibCrc32 } from "node:zlib";
  *
  *   u32 BE payload length ‖ u32 BE CRC-32 of (type ‖ payload) ‖ u8 type ‖ payload
  *
- * Appends made while a write is in flight (or in the same event-loop turn) share one `writev`
- * and one `fdatasync`; each {@link AuditJournal.append} resolves only after the fsync that covers
- * it. On open, a torn tail (a partial or corrupt last record after a crash) is truncated and a
+ * Appends made while a write is in flight (or in the same event-loop turn) share one commit: one
+ * `writev` to the segment, which is opened with O_DSYNC (data and size are on disk when it
+ * returns, as after `write` + `fdatasync`). Each {@link AuditJournal.append} resolves only after
+ * the commit that covers it. An append with `deferSync` (a record nobody waits for before acting,
+ * such as a call's final event) does not start a commit of its own: it rides along with the next
+ * one, or is committed `deferredSyncMs` later if none comes first. So a lone caller pays one
+ * commit per call, not two, and its next intent never waits behind the previous call's
+ * completion.
+ *
+ * On open, a torn tail (a partial or corrupt last record after a crash) is truncated and a
  * {@link JournalRecordType.Start} record is appended, so readers can tell which records were
  * written by an earlier run of the process.
  */
@@ -73,6 +80,25 @@ export interface AuditJournalOptions {
   maxBytes?: number;
   /** Largest accepted record payload. Default 16 MiB. */
   maxRecordBytes?: number;
+  /**
+   * Longest wait before a `deferSync` append is committed when no other append starts a commit.
+   * Default 5 ms; 0 commits them like any other append.
+   */
+  deferredSyncMs?: number;
+}
+
+/** Options of {@link AuditJournal.append}. */
+export interface JournalAppendOptions {
+  /**
+   * The record completes an intent already in the journal and is accepted past `maxBytes`
+   * (see {@link AuditJournal.append}).
+   */
+  completesIntent?: boolean;
+  /**
+   * Nobody acts on this record's durability at once: commit it with the next commit, or within
+   * `deferredSyncMs` (the promise still resolves only once it is on disk).
+   */
+  deferSync?: boolean;
 }
 
 interface ResolvedAuditJournalOptions {
@@ -80,6 +106,7 @@ interface ResolvedAuditJournalOptions {
   segmentBytes: number;
   maxBytes: number;
   maxRecordBytes: number;
+  deferredSyncMs: number;
 }
 
 /** Applies {@link AuditJournalOptions} defaults. */
@@ -89,6 +116,7 @@ export function resolveAuditJournalOptions(options: AuditJournalOptions): Resolv
     segmentBytes: options.segmentBytes ?? 64 * 1024 * 1024,
     maxBytes: options.maxBytes ?? 1024 * 1024 * 1024,
     maxRecordBytes: options.maxRecordBytes ?? 16 * 1024 * 1024,
+    deferredSyncMs: options.deferredSyncMs ?? 5,
   };
 }
 
@@ -96,13 +124,19 @@ export function resolveAuditJournalOptions(options: AuditJournalOptions): Resolv
 export interface AuditJournalStats {
   /** Records appended since open. */
   appends: number;
-  /** Group commits (one writev + one fdatasync each) since open. */
+  /** Group commits (one O_DSYNC writev each) since open. */
   fsyncs: number;
   /** Bytes truncated from a torn tail at open. */
   truncatedBytes: number;
 }
 
 const HEADER_BYTES = 9;
+/**
+ * The active segment is written with O_DSYNC: each `writev` returns once its data (and the file
+ * size it changes) is on stable storage, as `write` + `fdatasync` would, in one thread-pool job
+ * instead of two.
+ */
+const SEGMENT_WRITE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_DSYNC;
 /** Bound on the in-memory copy of the newest durable records (see `#tail`). */
 const TAIL_CACHE_BYTES = 8 * 1024 * 1024;
 const SEGMENT_SUFFIX = ".wal";
@@ -189,8 +223,12 @@ export class AuditJournal {
   /** Oldest offset a reader still needs; everything before may be deleted. */
   #lowWatermark: number;
   #queue: Pending[] = [];
+  /** Queued appends that wait for their commit (not `deferSync`). */
+  #urgent = 0;
   #flushing = false;
   #flushScheduled = false;
+  /** Commits deferred appends when no other append started a commit first. */
+  #deferredTimer: NodeJS.Timeout | undefined;
   #failed: Error | undefined;
   #closed = false;
   #waiters: Array<() => void> = [];
@@ -242,7 +280,7 @@ export class AuditJournal {
       await fs.promises.truncate(lastPath, validBytes);
     }
     last.size = validBytes;
-    const fd = fs.openSync(lastPath, "a", 0o600);
+    const fd = fs.openSync(lastPath, SEGMENT_WRITE_FLAGS, 0o600);
     if (truncated > 0) fs.fdatasyncSync(fd);
     const journal = new AuditJournal(o, segments, fd, truncated);
     await journal.append(JournalRecordType.Start, Buffer.from(JSON.stringify({ time: new Date().toISOString() })));
@@ -280,7 +318,7 @@ export class AuditJournal {
   }
 
   /**
-   * Appends one record; resolves with its offset once it is on disk (fdatasync'd). Rejects with
+   * Appends one record; resolves with its offset once it is on disk (written with O_DSYNC). Rejects with
    * `ERR_JOURNAL_FULL` when the backlog would exceed `maxBytes`, `ERR_JOURNAL_IO` after a write
    * failure, `ERR_JOURNAL_CLOSED` after {@link close}.
    *
@@ -289,7 +327,7 @@ export class AuditJournal {
    * leave its intent pending until a restart, pinning the backlog (and so the edge refusing
    * every call) after the outage that filled it; the overshoot is bounded by the calls in flight.
    */
-  append(type: JournalRecordType, payload: Uint8Array, options?: { completesIntent?: boolean }): Promise<number> {
+  append(type: JournalRecordType, payload: Uint8Array, options?: JournalAppendOptions): Promise<number> {
     if (this.#closed) return Promise.reject(new AuditJournalError("ERR_JOURNAL_CLOSED", "audit journal is closed"));
     if (this.#failed !== undefined) {
       return Promise.reject(
@@ -316,6 +354,8 @@ export class AuditJournal {
     }
     this.#acceptedEnd += buf.length;
     this.stats.appends++;
+    const deferred = options?.deferSync === true && this.#o.deferredSyncMs > 0;
+    if (!deferred) this.#urgent++;
     return new Promise<number>((resolve, reject) => {
       this.#queue.push({ buf, resolve, reject });
       this.#scheduleFlush();
@@ -324,6 +364,19 @@ export class AuditJournal {
 
   #scheduleFlush(): void {
     if (this.#flushing || this.#flushScheduled) return;
+    if (this.#urgent === 0) {
+      // Only deferred appends: commit them with the next urgent append, or when the timer fires.
+      this.#deferredTimer ??= setTimeout(() => {
+        this.#deferredTimer = undefined;
+        this.#urgent++;
+        this.#scheduleFlush();
+      }, this.#o.deferredSyncMs);
+      return;
+    }
+    if (this.#deferredTimer !== undefined) {
+      clearTimeout(this.#deferredTimer);
+      this.#deferredTimer = undefined;
+    }
     this.#flushScheduled = true;
     // setImmediate gathers every append made in this event-loop turn into one commit.
     setImmediate(() => {
@@ -337,6 +390,12 @@ export class AuditJournal {
     this.#flushing = true;
     const batch = this.#queue;
     this.#queue = [];
+    // This commit takes every queued append, the deferred ones too.
+    this.#urgent = 0;
+    if (this.#deferredTimer !== undefined) {
+      clearTimeout(this.#deferredTimer);
+      this.#deferredTimer = undefined;
+    }
     try {
       let seg = this.#segments[this.#segments.length - 1] as Segment;
       if (seg.size >= this.#o.segmentBytes) seg = await this.#rotate();
@@ -344,11 +403,11 @@ export class AuditJournal {
       let total = 0;
       for (const b of buffers) total += b.length;
       let written = 0;
+      // O_DSYNC (SEGMENT_WRITE_FLAGS): durable once writev returns.
       while (written < total) {
         const rest = written === 0 ? buffers : sliceBuffers(buffers, written);
         written += await p<number>((cb) => fs.writev(this.#fd, rest, cb));
       }
-      await p<void>((cb) => fs.fdatasync(this.#fd, (e) => cb(e, undefined)));
       this.stats.fsyncs++;
       let at = seg.base + seg.size;
       seg.size += total;
@@ -364,6 +423,7 @@ export class AuditJournal {
       const e = new AuditJournalError("ERR_JOURNAL_IO", "audit journal write failed", { cause: err });
       for (const b of [...batch, ...this.#queue]) b.reject(e);
       this.#queue = [];
+      this.#urgent = 0;
     } finally {
       this.#flushing = false;
     }
@@ -420,7 +480,7 @@ export class AuditJournal {
   async #rotate(): Promise<Segment> {
     const prev = this.#segments[this.#segments.length - 1] as Segment;
     const base = prev.base + prev.size;
-    const fd = await p<number>((cb) => fs.open(join(this.#o.dir, segmentName(base)), "a", 0o600, cb));
+    const fd = await p<number>((cb) => fs.open(join(this.#o.dir, segmentName(base)), SEGMENT_WRITE_FLAGS, 0o600, cb));
     await fsyncDir(this.#o.dir);
     fs.closeSync(this.#fd);
     this.#fd = fd;
@@ -542,6 +602,10 @@ export class AuditJournal {
   /** Waits for queued appends, then closes the file. Later appends reject. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#deferredTimer !== undefined) {
+      clearTimeout(this.#deferredTimer);
+      this.#deferredTimer = undefined;
+    }
     while (this.#queue.length > 0 || this.#flushing) {
       await new Promise((r) => setTimeout(r, 1));
       if (!this.#flushing && this.#queue.length > 0) await this.#flush();

@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { AuditEvent } from "@tollgate/proto";
 import type { EdgeSigningKey } from "@tollgate/sdk";
-import { AuditJournal, JournalRecordType } from "./audit-journal.js";
+import { AuditJournal, type JournalAppendOptions, JournalRecordType } from "./audit-journal.js";
 import { AuditShipper, encodeJournalEvent } from "./audit-shipper.js";
 import { encodeAuditEvent, encodeFinalPayload } from "./audit-wire.js";
 import { type Logger, silentLogger } from "./logger.js";
@@ -65,6 +65,9 @@ export interface CallHandle {
   readonly subjectPrefix: string;
 }
 
+const FINAL: JournalAppendOptions = { deferSync: true };
+const FINAL_COMPLETING: JournalAppendOptions = { deferSync: true, completesIntent: true };
+
 /** Room kept under `maxBytes` before {@link AuditRecorder.healthy} turns false. */
 const RESERVE_BYTES = 1024 * 1024;
 
@@ -73,8 +76,8 @@ const RESERVE_BYTES = 1024 * 1024;
  * the journal of the primary process over IPC (see edge-workers.ts).
  */
 export interface AuditAppender {
-  /** Appends one record; resolves once it is durable (see `AuditJournal.append` for `completesIntent`). */
-  append(type: JournalRecordType, payload: Uint8Array, options?: { completesIntent?: boolean }): Promise<number>;
+  /** Appends one record; resolves once it is durable (see `AuditJournal.append` for the options). */
+  append(type: JournalRecordType, payload: Uint8Array, options?: JournalAppendOptions): Promise<number>;
   /** False when the journal cannot take more calls. */
   readonly healthy: boolean;
 }
@@ -164,10 +167,12 @@ export class AuditCallRecorder {
     if (event.tollgate !== undefined && event.tollgate.outcome === "") event.tollgate.outcome = "completed";
     try {
       // Encoded once here (protobuf + JSON); the shipper only splices the chain fields in.
+      // Nothing waits for a final event's fsync before acting (the response is not held for
+      // it), so it rides along with the next intent's commit (see AuditJournal, `deferSync`).
       await this.#appender.append(
         JournalRecordType.Final,
         encodeFinalPayload(encodeAuditEvent(subjectPrefix, event)),
-        completesIntent ? { completesIntent } : undefined,
+        completesIntent ? FINAL_COMPLETING : FINAL,
       );
       return true;
     } catch (err) {

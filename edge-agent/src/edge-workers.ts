@@ -1,5 +1,5 @@
 import type { Worker } from "node:cluster";
-import type { JournalRecordType } from "./audit-journal.js";
+import type { JournalAppendOptions, JournalRecordType } from "./audit-journal.js";
 import type { AuditAppender } from "./audit-recorder.js";
 import type { EdgeConnectionConfig } from "./edge-config.js";
 import {
@@ -29,7 +29,7 @@ import {
 /** Worker → primary: records to append. */
 interface AppendMessage {
   tollgate: "journal-append";
-  records: Array<{ id: number; type: JournalRecordType; payload: Uint8Array; completesIntent?: boolean }>;
+  records: Array<{ id: number; type: JournalRecordType; payload: Uint8Array; options?: JournalAppendOptions }>;
 }
 
 /** Primary → worker: outcome of appended records, and the journal's health. */
@@ -56,11 +56,7 @@ export function serveWorkerJournal(worker: Worker, appender: AuditAppender): () 
     void Promise.all(
       m.records.map((r) =>
         appender
-          .append(
-            r.type,
-            Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength),
-            r.completesIntent === true ? { completesIntent: true } : undefined,
-          )
+          .append(r.type, Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), r.options)
           .then(
             (offset) => ({ id: r.id, offset }),
             (err: unknown) => ({ id: r.id, error: err instanceof Error ? err.message : String(err) }),
@@ -105,13 +101,13 @@ export class WorkerJournalClient implements AuditAppender {
     return this.#healthy && this.#proc.connected === true;
   }
 
-  append(type: JournalRecordType, payload: Uint8Array, options?: { completesIntent?: boolean }): Promise<number> {
+  append(type: JournalRecordType, payload: Uint8Array, options?: JournalAppendOptions): Promise<number> {
     if (this.#proc.connected !== true) {
       this.#lost();
       return Promise.reject(new Error("the edge's primary process is gone"));
     }
     const id = this.#nextId++;
-    this.#batch.push({ id, type, payload, ...(options?.completesIntent === true ? { completesIntent: true } : {}) });
+    this.#batch.push({ id, type, payload, ...(options !== undefined ? { options } : {}) });
     if (!this.#scheduled) {
       this.#scheduled = true;
       // One IPC message for every append of this event-loop turn.
