@@ -245,6 +245,7 @@ export class AuditShipper {
   #running = false;
   #loop: Promise<void> | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
+  #kickScheduled = false;
   #latencyListener: ((ms: number, sequence: bigint) => void) | undefined;
   readonly stats: AuditShipperStats = {
     shipped: 0,
@@ -284,7 +285,7 @@ export class AuditShipper {
     this.#ackedHash = this.#hash;
     this.#pending = new Map(this.#state.pending);
     await this.#o.journal.release(lowWatermark(this.#state));
-    this.#unsubscribeJournal = this.#o.journal.onDurable(() => this.#kick());
+    this.#unsubscribeJournal = this.#o.journal.onDurable(() => this.#kickAfterCallers());
     this.#running = true;
     this.#loop = this.#run();
     this.#checkpointTimer = setInterval(() => void this.#checkpoint(), this.#o.checkpointIntervalMs);
@@ -365,6 +366,20 @@ export class AuditShipper {
     const w = this.#wake;
     this.#wake = undefined;
     w?.();
+  }
+
+  /**
+   * Kicks the shipper once the callers whose appends just became durable have run on: a call's
+   * intent commit is what lets it be forwarded, and shipping the previous call's event first
+   * would put the shipper's work (chain, encode, publish) in front of that call's forwarding.
+   */
+  #kickAfterCallers(): void {
+    if (this.#kickScheduled) return;
+    this.#kickScheduled = true;
+    setImmediate(() => {
+      this.#kickScheduled = false;
+      this.#kick();
+    });
   }
 
   /** Resolves on {@link #kick} or after `ms`. */
