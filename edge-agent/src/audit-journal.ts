@@ -140,6 +140,13 @@ const SEGMENT_WRITE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.c
 /** Bound on the in-memory copy of the newest durable records (see `#tail`). */
 const TAIL_CACHE_BYTES = 8 * 1024 * 1024;
 const SEGMENT_SUFFIX = ".wal";
+/** Fills the slots of forgotten records in the tail cache until it is compacted. */
+const DROPPED: JournalRecord = Object.freeze({
+  offset: -1,
+  nextOffset: -1,
+  type: JournalRecordType.Start,
+  payload: Buffer.alloc(0),
+});
 
 /** CRC-32 (IEEE, as zlib) of the given buffers, in order. */
 export function crc32(...parts: Uint8Array[]): number {
@@ -449,6 +456,10 @@ export class AuditJournal {
     for (let i = this.#tailStart; i < end; i++) {
       const r = this.#tail[i] as JournalRecord;
       this.#tailBytes -= r.nextOffset - r.offset;
+      // Let the record (and the buffer its payload views) go now, not at the next compaction:
+      // kept up to 1024 records longer, read records outlived young-generation GCs and were
+      // promoted, and the old generation filled with garbage (a full GC every ~0.7 s at c=1).
+      this.#tail[i] = DROPPED;
     }
     this.#tailStart = end;
     if (this.#tailStart === this.#tail.length || this.#tailStart > 1024) {
