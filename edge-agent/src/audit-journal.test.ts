@@ -192,6 +192,17 @@ describe("AuditJournal", () => {
     await k.append(JournalRecordType.Final, Buffer.from("now"), { deferSync: true });
     expect(k.stats.fsyncs).toBe(kBefore + 1);
     await k.close();
+    // sync() commits what is deferred, now.
+    const j3 = await AuditJournal.open({ dir: tempDir(), deferredSyncMs: 60_000 });
+    const j3Before = j3.stats.fsyncs;
+    const pending = j3.append(JournalRecordType.Final, Buffer.from("synced"), { deferSync: true });
+    const t0 = performance.now();
+    await j3.sync();
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(j3.stats.fsyncs).toBe(j3Before + 1);
+    await expect(pending).resolves.toBeTypeOf("number");
+    await j3.sync(); // nothing queued: returns at once
+    await j3.close();
     // close() commits what is still deferred.
     const j2 = await AuditJournal.open({ dir: tempDir(), deferredSyncMs: 60_000 });
     const last = j2.append(JournalRecordType.Final, Buffer.from("at-close"), { deferSync: true });

@@ -431,6 +431,7 @@ export class AuditJournal {
       for (const b of [...batch, ...this.#queue]) b.reject(e);
       this.#queue = [];
       this.#urgent = 0;
+      this.#wake();
     } finally {
       this.#flushing = false;
     }
@@ -608,6 +609,20 @@ export class AuditJournal {
       removed = true;
     }
     if (removed) await fsyncDir(this.#o.dir);
+  }
+
+  /**
+   * Commits every queued append now, deferred ones included, and resolves once they are durable
+   * (or failed: their own promises carry the error).
+   */
+  async sync(): Promise<void> {
+    if (this.#queue.length === 0 && !this.#flushing) return;
+    const target = this.#acceptedEnd;
+    this.#urgent++;
+    this.#scheduleFlush();
+    while (this.#durableEnd < target && this.#failed === undefined && !this.#closed) {
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
   }
 
   /** Waits for queued appends, then closes the file. Later appends reject. */

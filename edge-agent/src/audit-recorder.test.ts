@@ -17,7 +17,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(options: { maxBytes?: number; failOpen?: string[] } = {}) {
+async function setup(options: { maxBytes?: number; failOpen?: string[]; deferredSyncMs?: number } = {}) {
   const prefix = `tgrec${randomUUID().slice(0, 8)}`;
   const stream = `REC_${prefix}`;
   const nc = await connect({ servers: NATS_URL });
@@ -38,6 +38,7 @@ async function setup(options: { maxBytes?: number; failOpen?: string[] } = {}) {
     checkpointIntervalMs: 200,
     ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
     ...(options.failOpen !== undefined ? { failOpenConnections: options.failOpen } : {}),
+    ...(options.deferredSyncMs !== undefined ? { deferredSyncMs: options.deferredSyncMs } : {}),
   });
   cleanups.push(() => recorder.close(0));
   const messages = async () => {
@@ -73,6 +74,25 @@ async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
 }
 
 describe("AuditRecorder", () => {
+  it("close() commits and ships a final event still waiting for its deferred commit", async () => {
+    const { recorder, messages } = await setup({ deferredSyncMs: 60_000 });
+    const e = event();
+    const call = await recorder.begin(e);
+    let completed = false;
+    void recorder.complete(call, { ...e, eventName: "GetObject" }).then(() => {
+      completed = true;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    // Nothing else commits: the final event is still queued.
+    expect(completed).toBe(false);
+    await recorder.close(2000);
+    expect(completed).toBe(true);
+    const events = (await messages())
+      .filter((m) => m.subject.includes(".audit."))
+      .map((m) => auditEventFromJson(m.data));
+    expect(events.map((x) => [x.eventId, x.tollgate?.outcome])).toEqual([[e.eventId, "completed"]]);
+  });
+
   it("journals intent before forwarding and ships one completed event per call, plus refusals", async () => {
     const { recorder, prefix, messages } = await setup();
     const e = event();

@@ -41,6 +41,8 @@ export interface AuditRecorderOptions {
   maxBytes?: number;
   /** Journal segment size, bytes. Default 64 MiB. */
   segmentBytes?: number;
+  /** Longest wait for a final event's journal commit (see `AuditJournalOptions`). Default 5 ms. */
+  deferredSyncMs?: number;
   /** Checkpoint period, ms (≤ 10000). Default 5000. */
   checkpointIntervalMs?: number;
   /** Most unacknowledged JetStream publishes. Default 256. */
@@ -216,6 +218,7 @@ export class AuditRecorder extends AuditCallRecorder {
       dir: options.dir,
       ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
       ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
+      ...(options.deferredSyncMs !== undefined ? { deferredSyncMs: options.deferredSyncMs } : {}),
     });
     const shipper = new AuditShipper({
       journal,
@@ -243,6 +246,9 @@ export class AuditRecorder extends AuditCallRecorder {
 
   /** Stops shipping (waiting up to `drainMs` for the backlog to ship) and closes the journal. */
   async close(drainMs = 2000): Promise<void> {
+    // Final events wait up to a few ms for a commit (`deferSync`): commit them now, so the
+    // drain below ships them instead of leaving them to the next start.
+    await this.journal.sync().catch(() => {});
     await this.shipper.close(drainMs);
     await this.journal.close();
   }
