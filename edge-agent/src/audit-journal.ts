@@ -458,8 +458,8 @@ export class AuditJournal {
       const r = this.#tail[i] as JournalRecord;
       this.#tailBytes -= r.nextOffset - r.offset;
       // Let the record (and the buffer its payload views) go now, not at the next compaction:
-      // kept up to 1024 records longer, read records outlived young-generation GCs and were
-      // promoted, and the old generation filled with garbage (a full GC every ~0.7 s at c=1).
+      // otherwise a read record stays reachable until up to 1024 more have been read, long
+      // enough to survive young-generation GCs and be promoted to the old generation.
       this.#tail[i] = DROPPED;
     }
     this.#tailStart = end;
