@@ -1,8 +1,7 @@
-import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { type AuditEvent, AuditEventSchema, Decision } from "@tollgate/proto";
-import { auditEventToJson, auditSubject } from "@tollgate/sdk";
+import { auditEventToJson, auditSubject, newEventId } from "@tollgate/sdk";
 import type { Logger } from "./logger.js";
 
 /** `tollgate.edge` of events the control plane records itself (unchained, like an edge without a chain). */
@@ -50,7 +49,7 @@ export class ControlPlaneAudit {
   async record(call: ControlPlaneCall): Promise<AuditEvent> {
     const event = create(AuditEventSchema, {
       eventVersion: "1.0",
-      eventId: randomUUID(),
+      eventId: newEventId(),
       eventTime: new Date().toISOString(),
       eventSource: "tollgate",
       eventName: call.eventName,

@@ -1,11 +1,11 @@
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as http from "node:http";
 import * as https from "node:https";
 import type { TLSSocket } from "node:tls";
 import { type Tracer, trace } from "@opentelemetry/api";
 import type { AuditEvent } from "@tollgate/proto";
-import { type GatewayCredentialClaims, openSessionToken, TollgateError } from "@tollgate/sdk";
+import { type GatewayCredentialClaims, newEventId, openSessionToken, TollgateError } from "@tollgate/sdk";
 import { decideAccess } from "./access-policy.js";
 import {
   buildAuditEvent,
@@ -348,7 +348,8 @@ export function createEdgeRequestHandler(
     const q = url.indexOf("?");
     const eventTimeMs = Date.now();
     const call: Call = {
-      eventId: randomUUID(),
+      // Time-ordered (UUID v7): indexed events land on the last index page, see sdk event-id.ts.
+      eventId: newEventId(eventTimeMs),
       span: startCallSpan(o.tracer, req.headers, eventTimeMs),
       startedAt: performance.now(),
       eventTimeMs,

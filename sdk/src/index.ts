@@ -43,6 +43,7 @@ export {
   signEdgeRequest,
   verifyEdgeRequestSignature,
 } from "./edge-request-signature.js";
+export { eventIdTimeMs, newEventId } from "./event-id.js";
 export type {
   CredentialKey,
   GatewayCredential,

@@ -33,7 +33,8 @@ export type AuditEvent = Message<"tollgate.audit.v1.AuditEvent"> & {
   eventVersion: string;
 
   /**
-   * Unique id of this event (UUID v4). Also the JetStream Nats-Msg-Id.
+   * Unique id of this event: a UUID, version 7 (time-ordered) from this release on. Also the
+   * JetStream Nats-Msg-Id.
    *
    * @generated from field: string event_id = 2 [json_name = "eventID"];
    */
