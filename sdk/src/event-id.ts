@@ -13,7 +13,7 @@ import { randomFillSync } from "node:crypto";
 const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /** Random bytes drawn in bulk: one `randomFillSync` per 256 ids. */
-const POOL = Buffer.allocUnsafe(16 * 256);
+const POOL = Buffer.allocUnsafe(10 * 256);
 let poolAt = POOL.length;
 
 /** A new audit event id (UUID v7, lower-case, `8-4-4-4-12`). `nowMs` is for tests. */
