@@ -29,7 +29,6 @@ export function newEventId(nowMs: number = Date.now()): string {
   const high = Math.floor(nowMs / 0x1_0000_0000) & 0xffff;
   const low = nowMs >>> 0;
   const h = HEX;
-  const b = (i: number): string => h[r[at + i] as number] as string;
   const timeHex =
     (h[(high >>> 8) & 0xff] as string) +
     h[high & 0xff] +
@@ -41,7 +40,12 @@ export function newEventId(nowMs: number = Date.now()): string {
   // Version 7 in the high nibble of byte 6, variant 0b10 in the high bits of byte 8.
   const version = h[0x70 | ((r[at] as number) & 0x0f)] as string;
   const variant = h[0x80 | ((r[at + 2] as number) & 0x3f)] as string;
-  return `${timeHex}-${version}${b(1)}-${variant}${b(3)}-${b(4)}${b(5)}${b(6)}${b(7)}${b(8)}${b(9)}`;
+  return `${timeHex}-${version}${hexAt(at + 1)}-${variant}${hexAt(at + 3)}-${hexAt(at + 4)}${hexAt(at + 5)}${hexAt(at + 6)}${hexAt(at + 7)}${hexAt(at + 8)}${hexAt(at + 9)}`;
+}
+
+/** Two hex digits of one pool byte (no closure per id: this runs once per request). */
+function hexAt(i: number): string {
+  return HEX[POOL[i] as number] as string;
 }
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
