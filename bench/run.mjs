@@ -3,7 +3,20 @@
 //   npm run bench [-- --duration 10 --warmup 2 --conns 1,16,64 --size-mib 1024 --repeat 2 --no-profile]
 // See bench/README.md. Not part of `npm test`, not run in CI.
 import { execFile } from "node:child_process";
-import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  closeSync,
+  createReadStream,
+  constants as fsConstants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  write,
+  writeFileSync,
+} from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Writable } from "node:stream";
@@ -273,6 +286,7 @@ try {
 
   // ---------------------------------------------------------------- small requests
   if (args.only !== "large") {
+    result.durableCommitMs = await durableCommitMs(dir);
     for (const p of edgePids()) resetPeakRss(p);
     for (const workload of workloads) {
       for (const v of variants) {
@@ -335,6 +349,7 @@ try {
 
   // ---------------------------------------------------------------- large transfers
   if (args.only !== "small") {
+    result.sha256CpuSecondsPerGiB = sha256CpuSecondsPerGiB();
     const payload = makePayload(CHUNK);
     const transfers = args.transfers === "" ? undefined : new Set(args.transfers.split(","));
     const cases = [
@@ -422,6 +437,7 @@ try {
   };
   const ratios = { small: [], large: [] };
   result.budget = [];
+  result.transferBudget = [];
   for (const rows of Object.values(byKey(result.small, (r) => `${r.workload}|${r.conns}`))) {
     const node = rows.find((r) => r.variant === "node-proxy");
     const t = rows.find((r) => r.variant === "tollgate");
@@ -456,6 +472,7 @@ try {
     const ratio =
       t.status === "ok" && node.status === "ok" ? Math.round((t.mibPerS / node.mibPerS) * 100) / 100 : undefined;
     ratios.large.push({ transfer: t.transfer, tollgateVsNode: ratio, status: t.status });
+    if (ratio !== undefined) result.transferBudget.push(transferBudget(t, node, result));
     result.verdicts.push({
       target: `${t.transfer}: throughput >= ${TARGETS.largeThroughputRatio}x node proxy`,
       value: ratio ?? t.status,
@@ -618,6 +635,72 @@ function cpuBudget(t, node, nproc, ratio = TARGETS.smallThroughputRatio) {
   };
 }
 
+/**
+ * Latency of one durable journal-sized append (2.4 KiB, `O_DSYNC`, through the thread pool as
+ * the edge's journal writes), p50 and p99 of 500, on the file system of the bench's
+ * TOLLGATE_HOME, measured while the machine is idle. The edge makes every call's intent durable
+ * before forwarding it, so at one connection each call waits for at least one such commit.
+ */
+async function durableCommitMs(inDir) {
+  const path = join(inDir, "commit-probe.wal");
+  const fd = openSync(path, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_DSYNC);
+  const buf = Buffer.alloc(2400, 1);
+  const times = [];
+  try {
+    for (let i = 0; i < 500; i++) {
+      const t0 = performance.now();
+      await promisify(write)(fd, buf);
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  times.sort((a, b) => a - b);
+  const at = (q) => Math.round(times[Math.floor(q * (times.length - 1))] * 1000) / 1000;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+/** CPU seconds this process needs to SHA-256 one GiB (from a 64 KiB buffer, as the edge hashes bodies). */
+function sha256CpuSecondsPerGiB() {
+  const buf = Buffer.alloc(64 * 1024, 7);
+  const before = process.cpuUsage();
+  for (let i = 0; i < 4096; i++) createHash("sha256").update(buf).digest();
+  const used = process.cpuUsage(before);
+  return Math.round(((used.user + used.system) / 1e6) * 4 * 100) / 100;
+}
+
+/**
+ * What the 0.9x transfer target leaves the edge on this machine, per GiB: at 0.9 × the node
+ * proxy's GiB/s, all processes together may use `nproc` CPU-seconds per second; everything but
+ * the proxy (client, upstream or sink, the rest of the machine) used what it used per GiB in the
+ * node-proxy run, and the rest is the edge's. And the best ratio a "floor" edge could reach, one
+ * that did nothing but the node proxy's pass-through plus the SHA-256 passes the call requires
+ * (each chunk's signature check of a signed-chunk upload, and the object digest unless
+ * TOLLGATE_EDGE_OBJECT_DIGESTS=off), with perfect use of every core: if even that is below the
+ * target, the target cannot be met on this machine with these checks on.
+ */
+function transferBudget(t, node, r) {
+  const gib = SIZE / 2 ** 30;
+  const nodeGiBps = node.mibPerS / 1024;
+  const nproc = r.machine.nproc;
+  const othersPerGiB = Math.max(0, (node.cpuSeconds.machine - node.cpuSeconds.nodeProxy) / gib);
+  const nodeProxyPerGiB = node.cpuSeconds.nodeProxy / gib;
+  const digests = (r.machine.edgeObjectDigests ?? "on") === "on" ? 1 : 0;
+  const shaPasses = (t.transfer === "PUT signed-chunks" ? 1 : 0) + digests;
+  const floorPerGiB = nodeProxyPerGiB + shaPasses * (r.sha256CpuSecondsPerGiB ?? 0);
+  const round = (x) => Math.round(x * 100) / 100;
+  return {
+    transfer: t.transfer,
+    othersPerGiB: round(othersPerGiB),
+    edgeAllowedPerGiB: round(nproc / (TARGETS.largeThroughputRatio * nodeGiBps) - othersPerGiB),
+    edgeUsedPerGiB: round(t.cpuSeconds.edge / gib),
+    shaPasses,
+    floorPerGiB: round(floorPerGiB),
+    floorBestRatio: round(Math.min(nproc / (othersPerGiB + floorPerGiB) / nodeGiBps, 9.99)),
+  };
+}
+
 function proxyCpuPerGiB(row) {
   const own = { "node-proxy": "nodeProxy", tollgate: "edge", "nginx-proxy": "nginx" }[row.variant];
   if (own === undefined || row.cpuSeconds === undefined) return "";
@@ -678,6 +761,37 @@ function renderReport(r) {
     lines.push(
       "  (edge µs = what the target leaves the edge after the control plane, NATS, nginx and wrk as measured; 1 proc = the same for one edge process, at most one core)",
     );
+    // wrk keeps `conns` requests in flight, so mean latency = conns / throughput (Little's law):
+    // a throughput gap alone adds latency, however short the edge's own path is.
+    lines.push("");
+    lines.push(
+      `Latency that the throughput gap alone adds (Little's law: mean latency = conns / req/s) and the ratio at which it alone reaches +${TARGETS.addedP99Ms} ms`,
+    );
+    lines.push(
+      `${pad("workload", 19)}${pad("conns", 6)}${lpad("node ms", 9)}${lpad("tollgate ms", 13)}${lpad("+ms", 7)}${lpad(`+${TARGETS.addedP99Ms} ms at`, 11)}${r.durableCommitMs ? lpad("1 commit allows", 17) : ""}`,
+    );
+    for (const b of r.budget) {
+      const node = r.small.find((x) => x.workload === b.workload && x.conns === b.conns && x.variant === "node-proxy");
+      const t = r.small.find((x) => x.workload === b.workload && x.conns === b.conns && x.variant === "tollgate");
+      if (node === undefined || t === undefined) continue;
+      const wn = (1000 * b.conns) / node.rps;
+      const wt = (1000 * b.conns) / t.rps;
+      const ratioAt = wn / (wn + TARGETS.addedP99Ms);
+      // One connection: every call waits for its own durable commit at least.
+      const commitBound =
+        r.durableCommitMs && b.conns === 1 ? `${(wn / (wn + r.durableCommitMs.p50)).toFixed(2)}x` : "";
+      lines.push(
+        `${pad(b.workload, 19)}${pad(b.conns, 6)}${lpad(wn.toFixed(2), 9)}${lpad(wt.toFixed(2), 13)}${lpad((wt - wn).toFixed(2), 7)}${lpad(`${ratioAt.toFixed(2)}x`, 11)}${lpad(commitBound, 17)}`,
+      );
+    }
+    lines.push(
+      `  (below that throughput ratio the mean latency alone exceeds the node proxy's by more than ${TARGETS.addedP99Ms} ms; a p99 rarely moves less than the mean)`,
+    );
+    if (r.durableCommitMs) {
+      lines.push(
+        `  (1 commit allows: the best ratio at one connection of an edge that added nothing but one durable journal commit per call, p50 ${r.durableCommitMs.p50} ms / p99 ${r.durableCommitMs.p99} ms on this file system, measured idle)`,
+      );
+    }
   }
   if (r.large.length > 0) {
     lines.push("");
@@ -694,6 +808,23 @@ function renderReport(r) {
         `${pad(row.transfer, 24)}${pad(row.variant, 13)}${lpad(row.status === "ok" ? row.mibPerS : row.status, 8)}${lpad(ratio, 9)}${lpad(proxyCpuPerGiB(row), 17)}${lpad(row.cpuSeconds ? `${(row.cpuSeconds.foreign / row.seconds).toFixed(1)} cores` : "", 12)}  ${row.allMibPerS?.join(", ") ?? ""}`,
       );
     }
+  }
+  if ((r.transferBudget ?? []).length > 0) {
+    lines.push("");
+    lines.push(
+      `CPU-s per GiB: what ${TARGETS.largeThroughputRatio}x the node proxy leaves the edge on ${r.machine.nproc} cores, and the best ratio of a floor edge (node proxy + required SHA-256 passes at ${r.sha256CpuSecondsPerGiB} s/GiB each)`,
+    );
+    lines.push(
+      `${pad("transfer", 24)}${lpad("others", 8)}${lpad(`edge at ${TARGETS.largeThroughputRatio}x`, 13)}${lpad("edge used", 11)}${lpad("SHA passes", 12)}${lpad("floor", 7)}${lpad("floor best", 12)}`,
+    );
+    for (const b of r.transferBudget) {
+      lines.push(
+        `${pad(b.transfer, 24)}${lpad(b.othersPerGiB.toFixed(2), 8)}${lpad(b.edgeAllowedPerGiB.toFixed(2), 13)}${lpad(b.edgeUsedPerGiB.toFixed(2), 11)}${lpad(b.shaPasses, 12)}${lpad(b.floorPerGiB.toFixed(2), 7)}${lpad(`${b.floorBestRatio.toFixed(2)}x`, 12)}`,
+      );
+    }
+    lines.push(
+      "  (others = all CPU but the proxy's per GiB in the node-proxy run: client, upstream or sink; floor best < target means no edge that makes these checks can reach it here)",
+    );
   }
   lines.push("");
   lines.push(
