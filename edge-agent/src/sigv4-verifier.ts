@@ -231,7 +231,8 @@ export function parseRawQuery(rawQuery: string): Array<[string, string]> {
   return pairs;
 }
 
-function canonicalQuery(rawQuery: string): string {
+/** SigV4 canonical query string of a raw query (`X-Amz-Signature` left out). */
+export function canonicalQuery(rawQuery: string): string {
   const encoded = parseRawQuery(rawQuery)
     .filter(([k]) => k !== "X-Amz-Signature")
     .map(([k, v]) => [uriEncode(k), uriEncode(v)] as const);
@@ -239,7 +240,8 @@ function canonicalQuery(rawQuery: string): string {
   return encoded.map(([k, v]) => `${k}=${v}`).join("&");
 }
 
-function canonicalPath(rawPath: string, service: string): string {
+/** SigV4 canonical URI of a raw path: as sent for S3, normalised and encoded once more for other services. */
+export function canonicalPath(rawPath: string, service: string): string {
   if (service === "s3") return rawPath === "" ? "/" : rawPath;
   if (rawPath === "/") return rawPath; // JSON and query protocols: nothing to normalise
   const segments: string[] = [];

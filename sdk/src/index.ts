@@ -31,8 +31,8 @@ export {
 } from "./audit-subjects.js";
 export type { ControlPlaneClient, ControlPlaneClientOptions } from "./control-plane-client.js";
 export { createControlPlaneClient } from "./control-plane-client.js";
-export type { SignedAwsQueryOptions, SignedAwsQueryResponse } from "./dev/aws-query.js";
-export { signedAwsQuery } from "./dev/aws-query.js";
+export type { ReferenceSigV4Credentials, SignedAwsQueryOptions, SignedAwsQueryResponse } from "./dev/aws-query.js";
+export { referenceSigV4Signer, signedAwsQuery } from "./dev/aws-query.js";
 export type { MotoServer, MotoServerOptions } from "./dev/moto-server.js";
 export { startMotoServer } from "./dev/moto-server.js";
 export type { EdgeRequestSigningInput } from "./edge-request-signature.js";

@@ -27,6 +27,34 @@ function toBuffer(data: string | ArrayBuffer | ArrayBufferView): Buffer {
   return Buffer.from(data);
 }
 
+/** Credentials for {@link referenceSigV4Signer}. */
+export interface ReferenceSigV4Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/**
+ * A SigV4 signer from `@smithy/signature-v4`, configured as the AWS SDKs sign for `service`: the
+ * path signed as sent for S3 and encoded once more for every other service, and no
+ * `x-amz-content-sha256` added. It is the independent implementation Tollgate's own SigV4 code
+ * is tested against, and what the dev tools sign with.
+ */
+export function referenceSigV4Signer(
+  credentials: ReferenceSigV4Credentials,
+  service: string,
+  region: string,
+): SignatureV4 {
+  return new SignatureV4({
+    credentials,
+    service,
+    region,
+    sha256: NodeSha256,
+    uriEscapePath: service !== "s3",
+    applyChecksum: false,
+  });
+}
+
 /** Options for {@link signedAwsQuery}. */
 export interface SignedAwsQueryOptions {
   /** Endpoint URL, e.g. `http://127.0.0.1:5000`. */
@@ -53,16 +81,15 @@ export interface SignedAwsQueryResponse {
 export async function signedAwsQuery(options: SignedAwsQueryOptions): Promise<SignedAwsQueryResponse> {
   const url = new URL(options.endpoint);
   const body = new URLSearchParams(options.params).toString();
-  const signer = new SignatureV4({
-    service: options.service,
-    region: options.region,
-    credentials: {
+  const signer = referenceSigV4Signer(
+    {
       accessKeyId: options.accessKeyId,
       secretAccessKey: options.secretAccessKey,
       ...(options.sessionToken === undefined ? {} : { sessionToken: options.sessionToken }),
     },
-    sha256: NodeSha256,
-  });
+    options.service,
+    options.region,
+  );
   const signed = await signer.sign({
     method: "POST",
     protocol: url.protocol,
