@@ -102,9 +102,4 @@ export class UpstreamSigner {
     out.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
     return out;
   }
-
-  /** Signing key of these credentials for a day, region and service (chunk signatures reuse it). */
-  signingKey(secretAccessKey: string, date: string, region: string, service: string): Buffer {
-    return this.#keys.get(secretAccessKey, date, region, service);
-  }
 }
