@@ -356,10 +356,12 @@ export function verifySigV4(
     parts.payloadHash,
   ].join("\n");
   const scope = `${auth.scopeDate}/${auth.region}/${auth.service}/aws4_request`;
-  const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash("sha256").update(canonicalRequest).digest("hex")}`;
-  const expected = createHmac("sha256", keys.get(secretAccessKey, auth.scopeDate, auth.region, auth.service))
-    .update(stringToSign)
-    .digest();
+  const expected = requestSignature(
+    canonicalRequest,
+    amzDate,
+    scope,
+    keys.get(secretAccessKey, auth.scopeDate, auth.region, auth.service),
+  );
   const given = Buffer.from(auth.signature, "hex");
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     throw new SigV4Problem(
@@ -368,6 +370,12 @@ export function verifySigV4(
     );
   }
   return amzDate;
+}
+
+/** SigV4 signature of a canonical request: HMAC with the signing key over the string to sign. */
+export function requestSignature(canonicalRequest: string, amzDate: string, scope: string, signingKey: Buffer): Buffer {
+  const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash("sha256").update(canonicalRequest).digest("hex")}`;
+  return createHmac("sha256", signingKey).update(stringToSign).digest();
 }
 
 /** Credential scope of a signature: `yyyymmdd/region/service/aws4_request`. */

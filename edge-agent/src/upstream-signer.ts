@@ -1,5 +1,10 @@
-import { createHash, createHmac } from "node:crypto";
-import { canonicalHeaderValue, canonicalPath, canonicalQuery, SigningKeyCache } from "./sigv4-verifier.js";
+import {
+  canonicalHeaderValue,
+  canonicalPath,
+  canonicalQuery,
+  requestSignature,
+  SigningKeyCache,
+} from "./sigv4-verifier.js";
 
 /** Upstream AWS credentials of a connection. */
 export interface UpstreamCredentials {
@@ -95,10 +100,12 @@ export class UpstreamSigner {
     const canonicalRequest = `${request.method}\n${canonicalPath(request.rawPath, service)}\n${canonicalQuery(request.rawQuery)}\n${canonicalHeaders}\n${signedHeaders}\n${request.payloadHash}`;
     const date = amzDate.slice(0, 8);
     const scope = `${date}/${region}/${service}/aws4_request`;
-    const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash("sha256").update(canonicalRequest).digest("hex")}`;
-    const signature = createHmac("sha256", this.#keys.get(credentials.secretAccessKey, date, region, service))
-      .update(stringToSign)
-      .digest("hex");
+    const signature = requestSignature(
+      canonicalRequest,
+      amzDate,
+      scope,
+      this.#keys.get(credentials.secretAccessKey, date, region, service),
+    ).toString("hex");
     out.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
     return out;
   }
