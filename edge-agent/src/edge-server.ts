@@ -664,219 +664,217 @@ export function createEdgeRequestHandler(
       auth.service,
       target.signingRegion,
     );
-    return Promise.resolve().then(() => {
-      // Signed chunks are re-signed on the upstream chain, seeded by the upstream header signature.
-      const resigner = SIGNED_CHUNK_PAYLOADS.has(payloadMode)
-        ? new SignedChunkResigner({
-            client: {
-              signingKey: signingKeys.get(claims.secretAccessKey, auth.scopeDate, auth.region, auth.service),
-              amzDate: call.amzDate ?? "",
-              scope: credentialScope(auth),
-              seedSignature: auth.signature,
-            },
-            upstream: upstreamChunkContext(
-              outHeaders,
-              upstream.credentials.secretAccessKey,
-              target.signingRegion,
-              auth.service,
-            ),
-            trailer: payloadMode.endsWith("-TRAILER"),
-            maxChunkBytes: o.maxChunkBytes,
-            ...(headers["x-amz-decoded-content-length"] !== undefined
-              ? { decodedContentLength: Number(headers["x-amz-decoded-content-length"]) }
-              : {}),
-          })
-        : undefined;
-      return new Promise<void>((resolve) => {
-        const upstreamReq = (target.protocol === "http:" ? http : https).request({
-          method: req.method,
-          host: target.hostname,
-          port: target.port,
-          path: upstreamQuery === "" ? rawPath : `${rawPath}?${upstreamQuery}`,
-          headers: outHeaders,
-          agent: agents[target.protocol],
-          timeout: o.upstreamTimeoutMs,
-        });
-        let settled = false;
-        /** Object-body digests in progress; their results are in the final event. */
-        const digests: Array<{ of: "requestPayload" | "responsePayload"; digest: BodyDigest }> = [];
-        const done = (): void => {
-          if (settled) return;
-          settled = true;
-          const complete = (): void => {
-            finish(call, req, config);
-            resolve();
-          };
-          if (digests.length === 0) {
-            complete();
-            return;
-          }
-          void Promise.all(
-            digests.map(async ({ of, digest }) => {
-              const value = await digest.settle();
-              if (value !== undefined) call[of] = value;
-            }),
-          ).then(complete);
-        };
-        const failUpstream = (code: string, message: string, status: number): void => {
-          if (settled) return;
-          call.errorCode ??= code;
-          call.errorMessage ??= message;
-          if (!res.headersSent) {
-            const c = call.classification as Classification;
-            const rendered = edgeError(
-              status === 400 ? "signature-mismatch" : "unavailable",
-              c.protocol,
-              c.service,
-              message,
-              call.eventId,
-            );
-            call.httpStatus = rendered.status;
-            res.writeHead(rendered.status, rendered.headers);
-            res.end(rendered.body);
-          } else {
-            res.destroy();
-          }
-          done();
-        };
-        /** The streamed body failed a check: upstream never gets the rest, the client gets S3's error. */
-        const refuseBody = (err: Error): void => {
-          if (settled) return;
-          const [code, status, reason] =
-            err instanceof SignedChunkError
-              ? [err.code, err.status, "chunk-signature-mismatch"]
-              : err instanceof PayloadHashMismatch
-                ? [err.code, 400, "payload-hash-mismatch"]
-                : ["IncompleteBody", 400, "body-error"];
-          upstreamReq.destroy();
-          call.allowed = false;
-          call.reason = reason;
-          call.errorCode = code;
-          call.errorMessage = err.message;
-          if (!res.headersSent) {
-            const rendered = renderAwsError("restXml", {
-              code,
-              message: err.message,
-              status,
-              requestId: call.eventId,
-            });
-            call.httpStatus = status;
-            res.setHeader("connection", "close");
-            res.writeHead(status, rendered.headers);
-            res.end(rendered.body);
-          } else {
-            res.destroy();
-          }
-          done();
-        };
-        upstreamReq.on("timeout", () => upstreamReq.destroy(new Error("upstream timeout")));
-        upstreamReq.on("error", (err) => {
-          failUpstream("UpstreamUnavailable", `Upstream AWS endpoint failed: ${err.message}`, 503);
-        });
-        upstreamReq.on("response", (up) => {
-          call.httpStatus = up.statusCode ?? 502;
-          call.requestId = upstreamRequestId(up.headers) ?? "";
-          const outRaw: string[] = [];
-          for (let i = 0; i + 1 < up.rawHeaders.length; i += 2) {
-            const name = up.rawHeaders[i] as string;
-            if (DROP_RESPONSE_HEADERS.has(name.toLowerCase())) continue;
-            outRaw.push(name, up.rawHeaders[i + 1] as string);
-          }
-          res.writeHead(call.httpStatus, up.statusMessage, outRaw);
-          const contentType = String(up.headers["content-type"] ?? "");
-          // An object body is the caller's data, not an AWS response: never parsed, only hashed.
-          const objectBody = call.httpStatus < 300 && c.service === "s3" && OBJECT_BODY_RESPONSES.has(c.eventName);
-          // A successful read's body is only needed when the request id is not in the headers
-          // (its response elements are not kept), so most reads are never parsed.
-          const capture =
-            !objectBody &&
-            (call.httpStatus >= 300 || ((!c.readOnly || call.requestId === "") && /xml|json/i.test(contentType)));
-          const responseDigest =
-            objectBody && o.objectDigests && req.method !== "HEAD"
-              ? digestBody(up, "raw", digestPool, contentLengthOf(up.headers["content-length"]))
-              : undefined;
-          if (responseDigest !== undefined) digests.push({ of: "responsePayload", digest: responseDigest });
-          const captured: Buffer[] = [];
-          let capturedBytes = 0;
-          let truncated = false;
-          up.on("data", (chunk: Buffer) => {
-            call.bytesOut += chunk.length;
-            if (capture && !truncated) {
-              if (capturedBytes + chunk.length <= o.responseCaptureBytes) {
-                captured.push(chunk);
-                capturedBytes += chunk.length;
-              } else truncated = true;
-            }
-          });
-          relay(up, res, (err) => {
-            if (err) responseDigest?.abandon();
-            const parsed = parseAwsResponse({
-              protocol: c.protocol,
-              status: call.httpStatus,
-              headers: up.headers,
-              body: Buffer.concat(captured),
-              service: c.service,
-              operation: c.eventName,
-              truncated,
-            });
-            if (call.requestId === "" && parsed.requestId !== undefined) call.requestId = parsed.requestId;
-            if (parsed.errorCode !== undefined) {
-              call.errorCode = parsed.errorCode;
-              call.errorMessage = parsed.errorMessage ?? "";
-            }
-            if (!c.readOnly && call.httpStatus < 300) call.responseElements = parsed.elements;
-            if (err && call.errorCode === undefined) {
-              call.errorCode = "ClientDisconnected";
-              call.errorMessage = "The client closed the connection before the response was complete.";
-            }
-            done();
-          });
-        });
-
-        if (call.body !== undefined) {
-          upstreamReq.end(call.body);
-          return;
-        }
-        // S3 streams. A signed hash is checked before the last piece is released; signed
-        // chunks are checked and re-signed one by one; unsigned bodies pass byte for byte.
-        const guard = resigner ?? (HEX_SHA256.test(payloadMode) ? new PayloadHashGuard(payloadMode) : undefined);
-        // Object bodies are digested as they pass (a verified signed hash is reused as it is).
-        const objectBody = c.service === "s3" && OBJECT_BODY_REQUESTS.has(c.eventName);
-        const digestMode =
-          resigner !== undefined || payloadMode === "STREAMING-UNSIGNED-PAYLOAD-TRAILER" ? "aws-chunked" : "raw";
-        const requestDigest =
-          objectBody && o.objectDigests && (resigner !== undefined || guard === undefined)
-            ? digestBody(req, digestMode, digestPool, contentLengthOf(req.headers["content-length"]))
-            : undefined;
-        if (requestDigest !== undefined) digests.push({ of: "requestPayload", digest: requestDigest });
-        if (guard === undefined) {
-          req.on("data", (chunk: Buffer) => {
-            call.bytesIn += chunk.length;
-          });
-          relay(req, upstreamReq, (err) => {
-            if (err) requestDigest?.abandon();
-          });
-          return;
-        }
-        // Not relay(): on a failed check the client must still get the error response,
-        // and relay would destroy its socket with the request.
-        guard.on("error", (err) => {
-          requestDigest?.abandon();
-          req.unpipe(guard);
-          call.bytesIn = guard.bytes;
-          refuseBody(err);
-        });
-        guard.on("end", () => {
-          call.bytesIn = guard.bytes;
-          if (requestDigest === undefined && objectBody && guard instanceof PayloadHashGuard) {
-            call.requestPayload = { size: guard.bytes, sha256: payloadMode.toLowerCase() };
-          }
-        });
-        req.on("close", () => {
-          if (!req.complete) upstreamReq.destroy(new Error("client closed the request body"));
-        });
-        req.pipe(guard).pipe(upstreamReq);
+    // Signed chunks are re-signed on the upstream chain, seeded by the upstream header signature.
+    const resigner = SIGNED_CHUNK_PAYLOADS.has(payloadMode)
+      ? new SignedChunkResigner({
+          client: {
+            signingKey: signingKeys.get(claims.secretAccessKey, auth.scopeDate, auth.region, auth.service),
+            amzDate: call.amzDate ?? "",
+            scope: credentialScope(auth),
+            seedSignature: auth.signature,
+          },
+          upstream: upstreamChunkContext(
+            outHeaders,
+            upstream.credentials.secretAccessKey,
+            target.signingRegion,
+            auth.service,
+          ),
+          trailer: payloadMode.endsWith("-TRAILER"),
+          maxChunkBytes: o.maxChunkBytes,
+          ...(headers["x-amz-decoded-content-length"] !== undefined
+            ? { decodedContentLength: Number(headers["x-amz-decoded-content-length"]) }
+            : {}),
+        })
+      : undefined;
+    return new Promise<void>((resolve) => {
+      const upstreamReq = (target.protocol === "http:" ? http : https).request({
+        method: req.method,
+        host: target.hostname,
+        port: target.port,
+        path: upstreamQuery === "" ? rawPath : `${rawPath}?${upstreamQuery}`,
+        headers: outHeaders,
+        agent: agents[target.protocol],
+        timeout: o.upstreamTimeoutMs,
       });
+      let settled = false;
+      /** Object-body digests in progress; their results are in the final event. */
+      const digests: Array<{ of: "requestPayload" | "responsePayload"; digest: BodyDigest }> = [];
+      const done = (): void => {
+        if (settled) return;
+        settled = true;
+        const complete = (): void => {
+          finish(call, req, config);
+          resolve();
+        };
+        if (digests.length === 0) {
+          complete();
+          return;
+        }
+        void Promise.all(
+          digests.map(async ({ of, digest }) => {
+            const value = await digest.settle();
+            if (value !== undefined) call[of] = value;
+          }),
+        ).then(complete);
+      };
+      const failUpstream = (code: string, message: string, status: number): void => {
+        if (settled) return;
+        call.errorCode ??= code;
+        call.errorMessage ??= message;
+        if (!res.headersSent) {
+          const c = call.classification as Classification;
+          const rendered = edgeError(
+            status === 400 ? "signature-mismatch" : "unavailable",
+            c.protocol,
+            c.service,
+            message,
+            call.eventId,
+          );
+          call.httpStatus = rendered.status;
+          res.writeHead(rendered.status, rendered.headers);
+          res.end(rendered.body);
+        } else {
+          res.destroy();
+        }
+        done();
+      };
+      /** The streamed body failed a check: upstream never gets the rest, the client gets S3's error. */
+      const refuseBody = (err: Error): void => {
+        if (settled) return;
+        const [code, status, reason] =
+          err instanceof SignedChunkError
+            ? [err.code, err.status, "chunk-signature-mismatch"]
+            : err instanceof PayloadHashMismatch
+              ? [err.code, 400, "payload-hash-mismatch"]
+              : ["IncompleteBody", 400, "body-error"];
+        upstreamReq.destroy();
+        call.allowed = false;
+        call.reason = reason;
+        call.errorCode = code;
+        call.errorMessage = err.message;
+        if (!res.headersSent) {
+          const rendered = renderAwsError("restXml", {
+            code,
+            message: err.message,
+            status,
+            requestId: call.eventId,
+          });
+          call.httpStatus = status;
+          res.setHeader("connection", "close");
+          res.writeHead(status, rendered.headers);
+          res.end(rendered.body);
+        } else {
+          res.destroy();
+        }
+        done();
+      };
+      upstreamReq.on("timeout", () => upstreamReq.destroy(new Error("upstream timeout")));
+      upstreamReq.on("error", (err) => {
+        failUpstream("UpstreamUnavailable", `Upstream AWS endpoint failed: ${err.message}`, 503);
+      });
+      upstreamReq.on("response", (up) => {
+        call.httpStatus = up.statusCode ?? 502;
+        call.requestId = upstreamRequestId(up.headers) ?? "";
+        const outRaw: string[] = [];
+        for (let i = 0; i + 1 < up.rawHeaders.length; i += 2) {
+          const name = up.rawHeaders[i] as string;
+          if (DROP_RESPONSE_HEADERS.has(name.toLowerCase())) continue;
+          outRaw.push(name, up.rawHeaders[i + 1] as string);
+        }
+        res.writeHead(call.httpStatus, up.statusMessage, outRaw);
+        const contentType = String(up.headers["content-type"] ?? "");
+        // An object body is the caller's data, not an AWS response: never parsed, only hashed.
+        const objectBody = call.httpStatus < 300 && c.service === "s3" && OBJECT_BODY_RESPONSES.has(c.eventName);
+        // A successful read's body is only needed when the request id is not in the headers
+        // (its response elements are not kept), so most reads are never parsed.
+        const capture =
+          !objectBody &&
+          (call.httpStatus >= 300 || ((!c.readOnly || call.requestId === "") && /xml|json/i.test(contentType)));
+        const responseDigest =
+          objectBody && o.objectDigests && req.method !== "HEAD"
+            ? digestBody(up, "raw", digestPool, contentLengthOf(up.headers["content-length"]))
+            : undefined;
+        if (responseDigest !== undefined) digests.push({ of: "responsePayload", digest: responseDigest });
+        const captured: Buffer[] = [];
+        let capturedBytes = 0;
+        let truncated = false;
+        up.on("data", (chunk: Buffer) => {
+          call.bytesOut += chunk.length;
+          if (capture && !truncated) {
+            if (capturedBytes + chunk.length <= o.responseCaptureBytes) {
+              captured.push(chunk);
+              capturedBytes += chunk.length;
+            } else truncated = true;
+          }
+        });
+        relay(up, res, (err) => {
+          if (err) responseDigest?.abandon();
+          const parsed = parseAwsResponse({
+            protocol: c.protocol,
+            status: call.httpStatus,
+            headers: up.headers,
+            body: Buffer.concat(captured),
+            service: c.service,
+            operation: c.eventName,
+            truncated,
+          });
+          if (call.requestId === "" && parsed.requestId !== undefined) call.requestId = parsed.requestId;
+          if (parsed.errorCode !== undefined) {
+            call.errorCode = parsed.errorCode;
+            call.errorMessage = parsed.errorMessage ?? "";
+          }
+          if (!c.readOnly && call.httpStatus < 300) call.responseElements = parsed.elements;
+          if (err && call.errorCode === undefined) {
+            call.errorCode = "ClientDisconnected";
+            call.errorMessage = "The client closed the connection before the response was complete.";
+          }
+          done();
+        });
+      });
+
+      if (call.body !== undefined) {
+        upstreamReq.end(call.body);
+        return;
+      }
+      // S3 streams. A signed hash is checked before the last piece is released; signed
+      // chunks are checked and re-signed one by one; unsigned bodies pass byte for byte.
+      const guard = resigner ?? (HEX_SHA256.test(payloadMode) ? new PayloadHashGuard(payloadMode) : undefined);
+      // Object bodies are digested as they pass (a verified signed hash is reused as it is).
+      const objectBody = c.service === "s3" && OBJECT_BODY_REQUESTS.has(c.eventName);
+      const digestMode =
+        resigner !== undefined || payloadMode === "STREAMING-UNSIGNED-PAYLOAD-TRAILER" ? "aws-chunked" : "raw";
+      const requestDigest =
+        objectBody && o.objectDigests && (resigner !== undefined || guard === undefined)
+          ? digestBody(req, digestMode, digestPool, contentLengthOf(req.headers["content-length"]))
+          : undefined;
+      if (requestDigest !== undefined) digests.push({ of: "requestPayload", digest: requestDigest });
+      if (guard === undefined) {
+        req.on("data", (chunk: Buffer) => {
+          call.bytesIn += chunk.length;
+        });
+        relay(req, upstreamReq, (err) => {
+          if (err) requestDigest?.abandon();
+        });
+        return;
+      }
+      // Not relay(): on a failed check the client must still get the error response,
+      // and relay would destroy its socket with the request.
+      guard.on("error", (err) => {
+        requestDigest?.abandon();
+        req.unpipe(guard);
+        call.bytesIn = guard.bytes;
+        refuseBody(err);
+      });
+      guard.on("end", () => {
+        call.bytesIn = guard.bytes;
+        if (requestDigest === undefined && objectBody && guard instanceof PayloadHashGuard) {
+          call.requestPayload = { size: guard.bytes, sha256: payloadMode.toLowerCase() };
+        }
+      });
+      req.on("close", () => {
+        if (!req.complete) upstreamReq.destroy(new Error("client closed the request body"));
+      });
+      req.pipe(guard).pipe(upstreamReq);
     });
   }
 
